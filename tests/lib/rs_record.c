@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void add_line(rs_rec *rec, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -161,6 +162,28 @@ void rs_rec_attach(rs_rec *rec, rs_vm *vm)
     };
     rs_set_hooks(vm, &h);
     rs_set_log(vm, on_log, rec);
+}
+
+rs_rec *rs_rec_new(void)
+{
+    rs_rec *rec = calloc(1, sizeof(*rec));
+    if (!rec)
+        return NULL;
+    rs_vm *vm = rs_vm_new();
+    if (!vm) {
+        free(rec);
+        return NULL;
+    }
+    rs_rec_attach(rec, vm);
+    return rec;
+}
+
+void rs_rec_free(rs_rec *rec)
+{
+    if (!rec)
+        return;
+    rs_vm_free(rec->vm);
+    free(rec);
 }
 
 void rs_rec_trace(rs_rec *rec)

@@ -58,8 +58,12 @@ struct rs_rec {
     unsigned log_errors;
 };
 
-/* Registers the event sink and every hook of `vm`.  `rec` is zeroed. */
+/* Registers the event sink, every hook and the log of `vm`.  `rec` is zeroed. */
 void rs_rec_attach(rs_rec *rec, rs_vm *vm);
+/* A new VM (prelaunch) with a recorder attached; NULL on failure.
+ * rs_rec_free frees both. */
+rs_rec *rs_rec_new(void);
+void rs_rec_free(rs_rec *rec);
 /* Also record the requests the main loop takes ("req:..."). */
 void rs_rec_trace(rs_rec *rec);
 void rs_rec_clear(rs_rec *rec);
