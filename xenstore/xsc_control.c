@@ -1,0 +1,731 @@
+/* xsc_control: the traditional control dialect (see xsc_control.h and
+ * docs/protocol.md). */
+#include "xsc_control.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xenstore.h>
+
+#include "xsc_log.h"
+#include "xsc_perms.h"
+#include "xsc_save.h"
+#include "xsc_text.h"
+
+#define TOKEN_COMMAND  "rsdm-dm-command"
+#define TOKEN_LOGDIRTY "rsdm-logdirty"
+
+/* Events taken per xsc_handle_readable call: the rest wait for the next
+ * poll round (the watch pipe stays readable), so a flood of writes cannot
+ * starve the ioreq server. */
+#define EVENTS_PER_CALL 256
+/* Transaction retries for read+delete of `command` before falling back to
+ * a plain read and delete. */
+#define TX_RETRIES 16
+
+struct xsc {
+    xsc_config cfg;
+    xsc_logger log;
+    xsc_paths paths;
+    char save_path[XSC_ABS_PATH_MAX + 1];
+    xsc_conn *conn;
+    bool ready;
+    bool disable_pf;
+    bool logdirty;              /* last logdirty value applied */
+    bool logdirty_applied;      /* ... in this generation */
+    bool owe_running;           /* continue accepted, VM not live yet */
+    bool sink_added;
+
+    /* What we publish, to republish after a reconnect. */
+    char state_pub[32];         /* "" until written: running | paused */
+    char runstate_pub[256];
+    char error_pub[512];
+    uint64_t error_seq;
+
+    xsc_last_cmd last;
+    int64_t next_sweep_ms;
+    int fatal;                  /* sticky negative errno once fatal */
+    xsc_stats st;
+};
+
+/* ------------------------------------------------------------- helpers */
+
+bool xsc_cmd_is_replay(const xsc_last_cmd *last, const void *value, size_t len,
+                       unsigned generation)
+{
+    if (!last || !last->valid || last->rm_confirmed)
+        return false;
+    /* Same connection: a value equal to the last one is a new write by the
+     * toolstack (our delete went through this very connection). */
+    if (last->generation == generation)
+        return false;
+    if (len != last->len || len > sizeof(last->value))
+        return false;
+    return memcmp(value, last->value, len) == 0;
+}
+
+static struct xs_handle *H(const xsc *x) { return xsc_conn_xs(x->conn); }
+
+/* Write a node; a failure that means the connection died is left to the
+ * republish after the reconnect. */
+static int put(xsc *x, const char *path, const char *value, size_t len)
+{
+    struct xs_handle *xs = H(x);
+
+    if (!xs)
+        return -ENOTCONN;
+    if (xs_write(xs, XBT_NULL, path, value, (unsigned)len))
+        return 0;
+    int err = errno ? errno : EIO;
+    if (!xsc_conn_failed(x->conn, "write", err))
+        xsc_logf(&x->log, RS_LOG_ERROR, "cannot write %s: %s", path, strerror(err));
+    return -err;
+}
+
+static int put_str(xsc *x, const char *path, const char *value)
+{
+    return put(x, path, value, strlen(value));
+}
+
+static void write_state(xsc *x, const char *value, bool remember)
+{
+    if (remember)
+        snprintf(x->state_pub, sizeof(x->state_pub), "%s", value);
+    if (put_str(x, x->paths.state, value) == 0)
+        xsc_logf(&x->log, RS_LOG_INFO, "state = %s", value);
+}
+
+/* Record a refusal: log line and the `error` node.  Every value read that
+ * is not acted on ends here. */
+static void report(xsc *x, const char *source, const void *value, size_t len,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void report(xsc *x, const char *source, const void *value, size_t len,
+                   const char *fmt, ...)
+{
+    char why[300], shown[200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    xsc_escape(shown, sizeof(shown), value, len, 48);
+    x->error_seq++;
+    snprintf(x->error_pub, sizeof(x->error_pub), "%llu %s \"%s\": %s",
+             (unsigned long long)x->error_seq, source, shown, why);
+    xsc_logf(&x->log, RS_LOG_WARNING, "%s \"%s\" refused: %s", source, shown, why);
+    x->st.errors_written++;
+    put_str(x, x->paths.error, x->error_pub);
+}
+
+/* ------------------------------------------------------------ runstate */
+
+static void publish_runstate(xsc *x)
+{
+    rs_hold_info info[RS_STATE__MAX];
+    rs_state holds[RS_STATE__MAX];
+    char text[sizeof(x->runstate_pub)];
+    size_t n = rs_list_holds(x->cfg.vm, info, RS_STATE__MAX);
+
+    if (n > RS_STATE__MAX)
+        n = RS_STATE__MAX;
+    for (size_t i = 0; i < n; i++)
+        holds[i] = info[i].reason;
+    if (xsc_runstate_format(text, sizeof(text), rs_get_state(x->cfg.vm), holds, n) < 0)
+        return;
+    if (strcmp(text, x->runstate_pub) == 0)
+        return;
+    snprintf(x->runstate_pub, sizeof(x->runstate_pub), "%s", text);
+    put_str(x, x->paths.runstate, text);
+}
+
+static void event_sink(void *opaque, const rs_event *ev)
+{
+    xsc *x = opaque;
+
+    publish_runstate(x);
+    /* A continue accepted while an internal hold kept the VM stopped is
+     * acknowledged when the VM really starts. */
+    if (ev->type == RS_EV_RESUME && x->owe_running) {
+        x->owe_running = false;
+        write_state(x, "running", true);
+    }
+}
+
+/* -------------------------------------------------------------- commands */
+
+static void done(xsc *x, xsc_cmd c)
+{
+    x->st.commands_done++;
+    xsc_logf(&x->log, RS_LOG_INFO, "command %s done", xsc_cmd_name(c));
+}
+
+static void refuse_rs(xsc *x, xsc_cmd c, int rc, const rs_err *e)
+{
+    const char *cn = xsc_cmd_name(c);
+    x->st.commands_refused++;
+    report(x, "command", cn, strlen(cn), "%s",
+           e && e->msg[0] ? e->msg : strerror(rc < 0 ? -rc : EIO));
+}
+
+/* The dm writes the file; docs/runstate.md §8: finish-migrate around it,
+ * postmigrate held behind it. */
+static void cmd_save(xsc *x)
+{
+    char why[300];
+    rs_err e = { 0 };
+    int rc;
+
+    /* The old file goes first, whatever happens next: a stale file must
+     * never be taken for this save's result. */
+    rc = xsc_save_unlink_old(x->save_path, why, sizeof(why));
+    if (rc < 0)
+        goto failed;
+    if (!x->cfg.ops.save_state) {
+        rc = -ENOSYS;
+        snprintf(why, sizeof(why), "this device model has no device-state writer");
+        goto failed;
+    }
+    rc = rs_hold_acquire(x->cfg.vm, RS_FINISH_MIGRATE, &e);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "cannot stop the VM for the save: %s",
+                 e.msg[0] ? e.msg : strerror(-rc));
+        goto failed;
+    }
+    xsc_logf(&x->log, RS_LOG_INFO, "saving device state to %s", x->save_path);
+    rc = xsc_save_file(x->save_path, x->cfg.ops.save_state, x->cfg.ops.opaque,
+                       why, sizeof(why));
+    if (rc == 0) {
+        rs_err e2 = { 0 };
+        int r2 = rs_vm_stop(x->cfg.vm, RS_POSTMIGRATE, &e2);
+        /* -EIO means a stop handler failed but the hold is kept: the file is
+         * complete and the VM stopped, so the save still succeeded. */
+        if (r2 < 0 && r2 != -EIO)
+            xsc_logf(&x->log, RS_LOG_WARNING, "save: cannot hold postmigrate: %s",
+                     e2.msg[0] ? e2.msg : strerror(-r2));
+    }
+    rs_err e3 = { 0 };
+    int r3 = rs_hold_release(x->cfg.vm, RS_FINISH_MIGRATE, &e3);
+    if (r3 < 0)
+        xsc_logf(&x->log, RS_LOG_ERROR, "save: cannot release finish-migrate: %s",
+                 e3.msg[0] ? e3.msg : strerror(-r3));
+    if (rc < 0)
+        goto failed;
+    x->st.saves_ok++;
+    done(x, XSC_CMD_SAVE);
+    /* The acknowledgement libxl waits for, written only now. */
+    write_state(x, "paused", true);
+    return;
+
+failed:
+    x->st.saves_failed++;
+    x->st.commands_refused++;
+    report(x, "command", "save", 4, "save failed, no file written: %s", why);
+}
+
+static void cmd_pci(xsc *x, xsc_cmd c)
+{
+    char param[200] = "";
+    unsigned len = 0;
+    struct xs_handle *xs = H(x);
+    char *p = xs ? xs_read(xs, XBT_NULL, x->paths.parameter, &len) : NULL;
+    char text[300];
+
+    if (p)
+        xsc_escape(param, sizeof(param), p, len, 64);
+    free(p);
+    snprintf(text, sizeof(text),
+             "error: PCI passthrough is not supported by this device model (%s \"%s\")",
+             xsc_cmd_name(c), param);
+    /* libxl reads `parameter` once it sees the state, so parameter first. */
+    put_str(x, x->paths.parameter, text);
+    if (c == XSC_CMD_PCI_INS)
+        write_state(x, "pci-insert-failed", false);
+    /* pci-rem has no failure state in libxl's protocol (it waits for
+     * pci-removed); the parameter text and `error` say why. */
+    x->st.commands_refused++;
+    report(x, "command", xsc_cmd_name(c), strlen(xsc_cmd_name(c)),
+           "PCI passthrough is not supported (parameter \"%s\")", param);
+}
+
+static void act(xsc *x, const char *value, size_t len)
+{
+    xsc_cmd c = xsc_cmd_parse(value, len);
+    rs_err e = { 0 };
+    int rc;
+
+    switch (c) {
+    case XSC_CMD_SAVE:
+        cmd_save(x);
+        return;
+    case XSC_CMD_CONTINUE:
+        rc = rs_cont(x->cfg.vm, &e);
+        if (rc < 0)
+            break;
+        done(x, c);
+        if (rs_is_live(x->cfg.vm))
+            write_state(x, "running", true);
+        else
+            x->owe_running = true;
+        return;
+    case XSC_CMD_RETRY:
+        rc = rs_retry(x->cfg.vm, &e);
+        if (rc < 0)
+            break;
+        done(x, c);
+        if (rs_is_live(x->cfg.vm))
+            write_state(x, "running", true);
+        return;
+    case XSC_CMD_STOP:
+        rc = rs_vm_stop(x->cfg.vm, RS_PAUSED, &e);
+        /* -EIO: a stop handler failed, the hold is kept: stopped anyway. */
+        if (rc < 0 && rc != -EIO)
+            break;
+        x->owe_running = false;
+        done(x, c);
+        return;
+    case XSC_CMD_RESET:
+        rc = rs_request_reset(x->cfg.vm, RS_CAUSE_HOST_QMP_SYSTEM_RESET);
+        if (rc < 0)
+            break;
+        done(x, c);
+        return;
+    case XSC_CMD_POWERDOWN:
+        rc = rs_request_powerdown(x->cfg.vm);
+        if (rc < 0)
+            break;
+        done(x, c);
+        return;
+    case XSC_CMD_WAKEUP:
+        rc = rs_request_wakeup(x->cfg.vm, RS_WAKEUP_OTHER, &e);
+        if (rc < 0)
+            break;
+        done(x, c);
+        return;
+    case XSC_CMD_PCI_INS:
+    case XSC_CMD_PCI_REM:
+        cmd_pci(x, c);
+        return;
+    default:
+        x->st.commands_refused++;
+        report(x, "command", value, len,
+               len == 0 ? "empty command" : "unknown command (exact match required)");
+        return;
+    }
+    refuse_rs(x, c, rc, &e);
+}
+
+/* Read and delete `command` atomically, so a write racing our delete is
+ * never lost: it either is the value we read or fires a new event.  1 with
+ * *out (malloc'd) and *len, 0 when there is no command, <0 on error. */
+static int take_command(xsc *x, char **out, unsigned *len, bool *rm_confirmed)
+{
+    struct xs_handle *xs = H(x);
+
+    *out = NULL;
+    *rm_confirmed = false;
+    for (int attempt = 0; xs && attempt < TX_RETRIES; attempt++) {
+        xs_transaction_t t = xs_transaction_start(xs);
+        if (t == XBT_NULL)
+            break;                       /* no transactions: plain path */
+        char *v = xs_read(xs, t, x->paths.command, len);
+        if (!v) {
+            int err = errno;
+            xs_transaction_end(xs, t, true);
+            if (err == ENOENT)
+                return 0;
+            if (xsc_conn_failed(x->conn, "read command", err))
+                return -ENOTCONN;
+            xsc_logf(&x->log, RS_LOG_ERROR, "cannot read %s: %s", x->paths.command,
+                     strerror(err));
+            return -err;
+        }
+        if (!xs_rm(xs, t, x->paths.command)) {
+            int err = errno;
+            xs_transaction_end(xs, t, true);
+            free(v);
+            if (xsc_conn_failed(x->conn, "delete command", err))
+                return -ENOTCONN;
+            break;                       /* try the plain path */
+        }
+        if (xs_transaction_end(xs, t, false)) {
+            *out = v;
+            *rm_confirmed = true;
+            return 1;
+        }
+        int err = errno;
+        free(v);
+        if (err == EAGAIN)
+            continue;                    /* someone wrote meanwhile: re-read */
+        if (xsc_conn_failed(x->conn, "commit", err))
+            return -ENOTCONN;
+        break;
+    }
+    if (!xs)
+        return -ENOTCONN;
+    /* Fallback, as qemu-traditional: read, then delete. */
+    char *v = xs_read(xs, XBT_NULL, x->paths.command, len);
+    if (!v) {
+        int err = errno;
+        if (err == ENOENT)
+            return 0;
+        return xsc_conn_failed(x->conn, "read command", err) ? -ENOTCONN : -err;
+    }
+    if (xs_rm(xs, XBT_NULL, x->paths.command))
+        *rm_confirmed = true;
+    else
+        xsc_logf(&x->log, RS_LOG_WARNING, "cannot delete %s: %s", x->paths.command,
+                 strerror(errno));
+    *out = v;
+    return 1;
+}
+
+static void process_command(xsc *x)
+{
+    char *v;
+    unsigned len;
+    bool rm_ok;
+    unsigned gen = xsc_conn_generation(x->conn);
+
+    if (!x->ready)
+        return;
+    if (take_command(x, &v, &len, &rm_ok) <= 0)
+        return;
+    x->st.commands_read++;
+    if (xsc_cmd_is_replay(&x->last, v, len, gen)) {
+        char shown[100];
+        xsc_escape(shown, sizeof(shown), v, len, 32);
+        xsc_logf(&x->log, RS_LOG_WARNING,
+                 "command \"%s\" was already handled before xenstore reconnected; "
+                 "deleted, not run again", shown);
+        x->st.commands_replayed++;
+        x->last.rm_confirmed = rm_ok;
+        free(v);
+        return;
+    }
+    x->last.valid = true;
+    x->last.rm_confirmed = rm_ok;
+    x->last.generation = gen;
+    x->last.len = len;
+    memcpy(x->last.value, v, len < sizeof(x->last.value) ? len : sizeof(x->last.value));
+    act(x, v, len);
+    free(v);
+}
+
+/* -------------------------------------------------------------- logdirty */
+
+static void process_logdirty(xsc *x, bool from_sweep)
+{
+    struct xs_handle *xs = H(x);
+    unsigned len;
+    char why[200] = "";
+
+    if (!x->ready || !xs)
+        return;
+    char *v = xs_read(xs, XBT_NULL, x->paths.logdirty_cmd, &len);
+    if (!v) {
+        int err = errno;
+        if (err != ENOENT && !xsc_conn_failed(x->conn, "read logdirty/cmd", err))
+            xsc_logf(&x->log, RS_LOG_ERROR, "cannot read %s: %s",
+                     x->paths.logdirty_cmd, strerror(err));
+        return;
+    }
+    int on = xsc_logdirty_parse(v, len);
+    /* The sweep only catches a lost event; it does not re-apply or re-report
+     * a value this connection has already seen. */
+    if (from_sweep && x->logdirty_applied && on >= 0 && (bool)on == x->logdirty) {
+        free(v);
+        return;
+    }
+    x->st.logdirty_read++;
+    if (on < 0) {
+        x->st.logdirty_refused++;
+        /* qemu-traditional exit(1)s here (reference §7.8); rsdm reports it
+         * and leaves logdirty/ret alone, so libxl fails cleanly. */
+        report(x, "logdirty/cmd", v, len, "expected \"enable\" or \"disable\"");
+        free(v);
+        return;
+    }
+    int rc = 0;
+    if (x->cfg.ops.set_logdirty)
+        rc = x->cfg.ops.set_logdirty(x->cfg.ops.opaque, on, why, sizeof(why));
+    if (rc < 0) {
+        x->st.logdirty_refused++;
+        report(x, "logdirty/cmd", v, len, "cannot %s log-dirty tracking: %s",
+               on ? "enable" : "disable", why[0] ? why : strerror(-rc));
+        free(v);
+        return;
+    }
+    x->logdirty = on;
+    x->logdirty_applied = true;
+    x->st.logdirty_done++;
+    xsc_logf(&x->log, RS_LOG_INFO, "log-dirty tracking %s", on ? "enabled" : "disabled");
+    put(x, x->paths.logdirty_ret, v, len);
+    free(v);
+}
+
+/* ------------------------------------------------------------ connection */
+
+/* Make sure the control directory exists and nobody but the dm's domain
+ * can write it or the nodes commands come from. */
+static int check_tree(xsc *x, struct xs_handle *xs, char *why, size_t why_len)
+{
+    int rc = xsc_perms_check(xs, x->paths.dir, x->paths.dm_domid, why, why_len);
+
+    if (rc == -ENOENT) {
+        xsc_logf(&x->log, RS_LOG_INFO, "%s does not exist; creating it private to domain %u",
+                 x->paths.dir, x->paths.dm_domid);
+        rc = xsc_perms_mkdir_private(xs, x->paths.dir, x->paths.dm_domid, -1);
+        if (rc < 0) {
+            snprintf(why, why_len, "cannot create %s: %s", x->paths.dir, strerror(-rc));
+            return rc;
+        }
+        rc = xsc_perms_check(xs, x->paths.dir, x->paths.dm_domid, why, why_len);
+    }
+    if (rc < 0)
+        return rc;
+    /* Nodes that already exist may carry their own lists. */
+    const char *nodes[] = { x->paths.command, x->paths.parameter, x->paths.logdirty_dir,
+                            x->paths.logdirty_cmd };
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+        rc = xsc_perms_check(xs, nodes[i], x->paths.dm_domid, why, why_len);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+static int conn_up(void *opaque, struct xs_handle *xs, unsigned generation)
+{
+    xsc *x = opaque;
+    char why[512];
+
+    (void)xs;
+    if (generation == 1)
+        return 0;           /* xsc_new does the first checks itself */
+    int rc = check_tree(x, xs, why, sizeof(why));
+    if (rc < 0) {
+        if (rc == -EACCES) {
+            xsc_logf(&x->log, RS_LOG_ERROR, "after reconnecting: %s", why);
+            x->fatal = rc;
+            return rc;
+        }
+        xsc_logf(&x->log, RS_LOG_WARNING, "after reconnecting: %s", why);
+        return -EAGAIN;
+    }
+    x->st.reconnects++;
+    x->logdirty_applied = false;
+    /* Republish what we own; the re-armed watches fire once each, so
+     * `command` and `logdirty/cmd` are re-read by the next event round. */
+    if (x->state_pub[0])
+        put_str(x, x->paths.state, x->state_pub);
+    if (x->runstate_pub[0])
+        put_str(x, x->paths.runstate, x->runstate_pub);
+    if (x->error_pub[0])
+        put_str(x, x->paths.error, x->error_pub);
+    return 0;
+}
+
+static void read_disable_pf(xsc *x)
+{
+    unsigned len;
+    char *v = xs_read(H(x), XBT_NULL, x->paths.disable_pf, &len);
+
+    x->disable_pf = false;
+    if (!v) {
+        if (errno != ENOENT)
+            xsc_logf(&x->log, RS_LOG_WARNING, "cannot read %s: %s (platform device kept)",
+                     x->paths.disable_pf, strerror(errno));
+        return;
+    }
+    if (xsc_value_is(v, len, "1"))
+        x->disable_pf = true;
+    else if (!xsc_value_is(v, len, "0"))
+        report(x, "disable_pf", v, len, "expected \"0\" or \"1\"; the platform device is kept");
+    free(v);
+}
+
+int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len)
+{
+    char tmp[512];
+    int rc;
+
+    if (!why || !why_len) {
+        why = tmp;
+        why_len = sizeof(tmp);
+    }
+    why[0] = '\0';
+    *out = NULL;
+    if (!cfg || !cfg->vm) {
+        snprintf(why, why_len, "xsc_new: no configuration or no rs_vm");
+        return -EINVAL;
+    }
+    xsc *x = calloc(1, sizeof(*x));
+    if (!x) {
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
+    x->cfg = *cfg;
+    x->cfg.save_path = NULL;
+    x->log.fn = cfg->log;
+    x->log.opaque = cfg->log_opaque;
+    if (!x->cfg.sweep_ms)
+        x->cfg.sweep_ms = 1000;
+    rc = xsc_paths_init(&x->paths, cfg->dm_domid, cfg->domid);
+    if (rc < 0) {
+        snprintf(why, why_len, "bad domain ids (dm %u, guest %u)", cfg->dm_domid, cfg->domid);
+        goto fail;
+    }
+    rc = cfg->save_path
+             ? xsc_path_fmt(x->save_path, sizeof(x->save_path), "%s", cfg->save_path)
+             : xsc_path_fmt(x->save_path, sizeof(x->save_path),
+                            "/var/lib/xen/qemu-save.%u", cfg->domid);
+    if (rc < 0 || !x->save_path[0]) {
+        snprintf(why, why_len, "save file path is empty or too long");
+        rc = rc < 0 ? rc : -EINVAL;
+        goto fail;
+    }
+    x->conn = xsc_conn_new(&cfg->conn, &x->log, conn_up, x);
+    if (!x->conn) {
+        rc = -ENOMEM;
+        snprintf(why, why_len, "out of memory");
+        goto fail;
+    }
+    if ((rc = xsc_conn_watch(x->conn, x->paths.command, TOKEN_COMMAND)) < 0 ||
+        (rc = xsc_conn_watch(x->conn, x->paths.logdirty_cmd, TOKEN_LOGDIRTY)) < 0) {
+        snprintf(why, why_len, "cannot register watches: %s", strerror(-rc));
+        goto fail;
+    }
+    rc = xsc_conn_connect(x->conn, why, why_len);
+    if (rc < 0)
+        goto fail;
+    rc = check_tree(x, H(x), why, why_len);
+    if (rc < 0)
+        goto fail;
+    read_disable_pf(x);
+    rc = rs_event_sink_add(cfg->vm, event_sink, x);
+    if (rc < 0) {
+        snprintf(why, why_len, "cannot add the runstate event sink: %s", strerror(-rc));
+        goto fail;
+    }
+    x->sink_added = true;
+    publish_runstate(x);
+    x->next_sweep_ms = xsc_now_ms() + x->cfg.sweep_ms;
+    xsc_logf(&x->log, RS_LOG_INFO, "xenstore control at %s (save file %s)", x->paths.dir,
+             x->save_path);
+    *out = x;
+    return 0;
+
+fail:
+    xsc_free(x);
+    return rc < 0 ? rc : -EIO;
+}
+
+void xsc_free(xsc *x)
+{
+    if (!x)
+        return;
+    if (x->sink_added)
+        rs_event_sink_del(x->cfg.vm, event_sink, x);
+    xsc_conn_free(x->conn);
+    free(x);
+}
+
+int xsc_ready(xsc *x)
+{
+    if (!x)
+        return -EINVAL;
+    x->ready = true;
+    write_state(x, "running", true);
+    /* A command written before we were ready is acted on now, like the
+     * first watch event qemu-traditional processes when its loop starts. */
+    process_command(x);
+    process_logdirty(x, false);
+    return x->fatal;
+}
+
+int xsc_fd(const xsc *x) { return x ? xsc_conn_fd(x->conn) : -1; }
+
+int xsc_timeout_ms(const xsc *x)
+{
+    int t = xsc_conn_timeout_ms(x->conn);
+    if (t >= 0)
+        return t;
+    int64_t d = x->next_sweep_ms - xsc_now_ms();
+    return d <= 0 ? 0 : (d > 60000 ? 60000 : (int)d);
+}
+
+int xsc_handle_readable(xsc *x)
+{
+    for (int i = 0; i < EVENTS_PER_CALL && !x->fatal; i++) {
+        char **vec;
+        int rc = xsc_conn_next_event(x->conn, &vec);
+        if (rc <= 0)
+            break;        /* none queued, or lost: the timer reconnects */
+        x->st.events++;
+        const char *token = vec[XS_WATCH_TOKEN];
+        if (strcmp(token, TOKEN_COMMAND) == 0)
+            process_command(x);
+        else if (strcmp(token, TOKEN_LOGDIRTY) == 0)
+            process_logdirty(x, false);
+        free(vec);
+    }
+    return x->fatal;
+}
+
+int xsc_probe(xsc *x)
+{
+    return xsc_conn_probe(x->conn);
+}
+
+int xsc_handle_timeout(xsc *x)
+{
+    if (x->fatal)
+        return x->fatal;
+    int rc = xsc_conn_tick(x->conn);
+    if (rc < 0) {
+        x->fatal = rc;
+        return rc;
+    }
+    int64_t now = xsc_now_ms();
+    if (xsc_conn_is_up(x->conn) && now >= x->next_sweep_ms) {
+        x->next_sweep_ms = now + x->cfg.sweep_ms;
+        if (x->ready) {
+            /* Re-reading is the liveness probe, and it catches an event
+             * the daemon dropped. */
+            process_command(x);
+            process_logdirty(x, true);
+        } else {
+            xsc_conn_probe(x->conn);
+        }
+    }
+    return x->fatal;
+}
+
+bool xsc_disable_pf(const xsc *x) { return x && x->disable_pf; }
+bool xsc_logdirty_enabled(const xsc *x) { return x && x->logdirty; }
+bool xsc_is_connected(const xsc *x) { return x && xsc_conn_is_up(x->conn); }
+unsigned xsc_generation(const xsc *x) { return x ? xsc_conn_generation(x->conn) : 0; }
+struct xs_handle *xsc_xs(const xsc *x) { return x ? H(x) : NULL; }
+const xsc_paths *xsc_get_paths(const xsc *x) { return x ? &x->paths : NULL; }
+
+void xsc_get_stats(const xsc *x, xsc_stats *out)
+{
+    *out = x->st;
+}
+
+int xsc_publish_serial_tty(xsc *x, const char *pty_path)
+{
+    if (!x || !pty_path || !*pty_path)
+        return -EINVAL;
+    if (!H(x))
+        return -ENOTCONN;
+    int rc = xsc_perms_write_private(H(x), x->paths.serial_tty, pty_path, strlen(pty_path),
+                                     x->paths.dm_domid, (int)x->paths.domid);
+    if (rc < 0)
+        xsc_logf(&x->log, RS_LOG_ERROR, "cannot write %s: %s", x->paths.serial_tty,
+                 strerror(-rc));
+    return rc;
+}

@@ -1,0 +1,133 @@
+/*
+ * xsc_control: the traditional (xenstore) control dialect of rsdm.
+ *
+ * Under /local/domain/<dm_domid>/device-model/<domid>/ (docs/protocol.md
+ * describes every node and value):
+ *   command      read, deleted, matched exactly; save, continue, pci-ins,
+ *                pci-rem and rsdm's stop, retry, reset, powerdown, wakeup
+ *   state        `running` when the dm is truly ready and after each
+ *                successful continue/retry; `paused` only as the ack of a
+ *                complete, fsynced save file; `pci-insert-failed`
+ *   parameter    answer text for pci-ins / pci-rem (no passthrough)
+ *   logdirty/cmd enable | disable  ->  logdirty/ret echo
+ *   disable_pf   read once at start
+ *   runstate     "<QAPI state> holds=<h1>,<h2>"  (kept current)
+ *   error        "<seq> <source> \"<value>\": <why>" (last refusal)
+ *
+ * Commands become librunstate calls (docs/runstate.md §8 for save).  The
+ * object is loop-agnostic: the dm polls xsc_fd() for POLLIN (re-read it
+ * before every poll: it changes on reconnect and is -1 while xenstore is
+ * unreachable), calls xsc_handle_readable() when it is readable and
+ * xsc_handle_timeout() when xsc_timeout_ms() expires.  Everything runs on
+ * the thread that owns the rs_vm (the main loop).
+ */
+#ifndef XSC_CONTROL_H
+#define XSC_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runstate.h"
+#include "xsc_conn.h"
+#include "xsc_paths.h"
+
+struct xs_handle;
+
+/* Callbacks into the dm. */
+typedef struct xsc_ops {
+    /* Write the complete device state into fd, a new empty regular file.
+     * Called with the VM stopped (finish-migrate held).  0, or a negative
+     * errno with why filled.  NULL: every `save` is refused. */
+    int (*save_state)(void *opaque, int fd, char *why, size_t why_len);
+    /* Turn log-dirty reporting of guest-RAM writes on or off.  0, or a
+     * negative errno with why filled.  NULL: accepted (nothing to track). */
+    int (*set_logdirty)(void *opaque, bool enable, char *why, size_t why_len);
+    void *opaque;
+} xsc_ops;
+
+typedef struct xsc_config {
+    unsigned dm_domid;         /* domain the dm runs in (0, or a stub domain) */
+    unsigned domid;            /* the guest */
+    rs_vm *vm;                 /* required; owned by the caller */
+    const char *save_path;     /* NULL: /var/lib/xen/qemu-save.<domid> */
+    xsc_ops ops;
+    rs_log_fn log;             /* NULL: stderr */
+    void *log_opaque;
+    xsc_conn_opts conn;        /* reconnect back-off */
+    unsigned sweep_ms;         /* liveness probe and re-read period (0: 1000) */
+} xsc_config;
+
+typedef struct xsc_stats {
+    uint64_t events;              /* watch events taken */
+    uint64_t commands_read;       /* values read (and deleted) from `command` */
+    uint64_t commands_done;       /* ... acted on */
+    uint64_t commands_refused;    /* ... reported in `error` */
+    uint64_t commands_replayed;   /* stale values seen again after a reconnect, not re-run */
+    uint64_t logdirty_read, logdirty_done, logdirty_refused;
+    uint64_t saves_ok, saves_failed;
+    uint64_t errors_written;      /* refusals written to `error` */
+    uint64_t reconnects;
+} xsc_stats;
+
+typedef struct xsc xsc;
+
+/* Connect (XENSTORED_PATH is honoured by libxenstore), check that the
+ * control directory is not guest-writable (refused with -EACCES and why
+ * naming the offending entry; created [n<dm_domid>] when absent), read
+ * disable_pf, publish `runstate`, arm the watches.  Commands are taken only
+ * after xsc_ready().  0 or a negative errno with why filled. */
+int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len);
+void xsc_free(xsc *x);
+
+/* The dm is truly ready (machine built, -loadvm fully loaded): write
+ * `state` = `running` and start taking commands (the current `command`
+ * value, if any, is acted on now).  0 or a negative errno. */
+int xsc_ready(xsc *x);
+
+int xsc_fd(const xsc *x);
+/* Milliseconds until xsc_handle_timeout() is due (0: now); never -1. */
+int xsc_timeout_ms(const xsc *x);
+/* Take every queued watch event.  0, or a negative errno when the dm must
+ * exit (never for bad input). */
+int xsc_handle_readable(xsc *x);
+/* Reconnect attempts, the periodic probe and re-read.  0, or a negative
+ * errno when the dm must exit: xenstore unreachable for longer than
+ * conn.give_up_ms (-ENOTCONN), or the control directory became
+ * guest-writable across a reconnect (-EACCES). */
+int xsc_handle_timeout(xsc *x);
+/* Probe the connection now (the daemon's death is otherwise noticed at the
+ * next request or sweep).  0 when up, -ENOTCONN when lost (reconnect
+ * scheduled). */
+int xsc_probe(xsc *x);
+
+bool xsc_disable_pf(const xsc *x);
+bool xsc_logdirty_enabled(const xsc *x);
+bool xsc_is_connected(const xsc *x);
+unsigned xsc_generation(const xsc *x);
+struct xs_handle *xsc_xs(const xsc *x);     /* NULL while disconnected */
+const xsc_paths *xsc_get_paths(const xsc *x);
+void xsc_get_stats(const xsc *x, xsc_stats *out);
+
+/* Publish the console pty for `xl console` at /local/domain/<domid>/serial/0/tty,
+ * owned by the dm's domain with read access for the guest.  0 or -errno. */
+int xsc_publish_serial_tty(xsc *x, const char *pty_path);
+
+/* ------------------------------------------------------------------ */
+/* The rule that keeps a command from running twice across a reconnect. */
+
+typedef struct xsc_last_cmd {
+    bool valid;
+    bool rm_confirmed;        /* its deletion was acknowledged by xenstored */
+    unsigned generation;      /* connection generation it was read in */
+    size_t len;
+    unsigned char value[64];  /* the first bytes (commands are short) */
+} xsc_last_cmd;
+
+/* A value read in `generation` is a replay of `last` -- already handled,
+ * its deletion never confirmed, the connection has changed since -- and
+ * must be deleted without being run again. */
+bool xsc_cmd_is_replay(const xsc_last_cmd *last, const void *value, size_t len,
+                       unsigned generation);
+
+#endif /* XSC_CONTROL_H */
