@@ -18,6 +18,7 @@ static void add_line(rs_rec *rec, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
+    rec->batch[rec->n] = 0;
     vsnprintf(rec->line[rec->n++], RS_REC_LINE, fmt, ap);
     va_end(ap);
 }
@@ -129,7 +130,7 @@ static void on_request(void *opaque, rs_request_kind kind, int arg, uint64_t bat
     const char *k = (unsigned)kind < RS_REQ__MAX ? kinds[kind] : "?";
     switch (kind) {
     case RS_REQ_VMSTOP:
-        add_line(rec, "req:%s %s#%llu", k, sname((rs_state)arg), (unsigned long long)batch);
+        add_line(rec, "req:%s %s", k, sname((rs_state)arg));
         break;
     case RS_REQ_RESET:
     case RS_REQ_SHUTDOWN:
@@ -142,6 +143,8 @@ static void on_request(void *opaque, rs_request_kind kind, int arg, uint64_t bat
         add_line(rec, "req:%s", k);
         break;
     }
+    if (rec->n > 0 && !rec->overflow)
+        rec->batch[rec->n - 1] = batch;
 }
 
 void rs_rec_attach(rs_rec *rec, rs_vm *vm)
@@ -206,6 +209,7 @@ void rs_rec_note(rs_rec *rec, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
+    rec->batch[rec->n] = 0;
     vsnprintf(rec->line[rec->n++], RS_REC_LINE, fmt, ap);
     va_end(ap);
 }

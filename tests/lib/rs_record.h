@@ -11,7 +11,8 @@
  *                      "hook:wakeup rtc", "hook:powerdown",
  *                      "hook:shutdown guest-shutdown", "hook:nmi",
  *                      "hook:watchdog-debug"
- *   request taken      "req:VMSTOP io-error#3" (only with rs_rec_trace)
+ *   request taken      "req:VMSTOP io-error", "req:RESET guest-reset"
+ *                      (only with rs_rec_trace; batch[] keeps its batch)
  *
  * so a test states the whole expected sequence in one list.  Events are
  * delivered on the main loop thread only, so the recorder needs no lock.
@@ -22,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "runstate.h"
 
@@ -45,6 +47,7 @@ typedef struct rs_rec_h {
 struct rs_rec {
     rs_vm *vm;
     char line[RS_REC_LINES][RS_REC_LINE];
+    uint64_t batch[RS_REC_LINES];   /* request lines: the batch; else 0 */
     size_t n;
     bool overflow;
     rs_event ev[RS_REC_LINES];      /* every event, complete */
