@@ -57,6 +57,15 @@
         assert_true(rs_rec_invariant(vm));                                    \
     } while (0)
 
+/* A step without an rs_err that must succeed. */
+#define OK_NOERR(call)                                                        \
+    do {                                                                      \
+        int r_ = (call);                                                      \
+        if (r_ != 0)                                                          \
+            fail_msg("%s returned %d", #call, r_);                            \
+        assert_true(rs_rec_invariant(t->vm));                                 \
+    } while (0)
+
 /* A step without an rs_err that must fail with `code`. */
 #define FAILS(call, want)                                                     \
     do {                                                                      \
