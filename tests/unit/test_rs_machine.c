@@ -9,6 +9,7 @@
  */
 #include "../lib/rs_test.h"
 
+#include <poll.h>
 #include <stdio.h>
 
 static const rs_state stop_reasons[] = {
@@ -16,6 +17,13 @@ static const rs_state stop_reasons[] = {
     RS_DEBUG, RS_SHUTDOWN, RS_INTERNAL_ERROR, RS_POSTMIGRATE,
 };
 #define NSTOP_REASONS (sizeof(stop_reasons) / sizeof(stop_reasons[0]))
+
+/* The notify fd is readable right now (no waiting: single thread). */
+static bool kicked(rs_vm *vm)
+{
+    struct pollfd p = { .fd = rs_notify_fd(vm), .events = POLLIN };
+    return poll(&p, 1, 0) == 1;
+}
 
 static const char *line(char *buf, const char *prefix, rs_state s)
 {
@@ -220,6 +228,68 @@ static void test_vm_resume_puts_back_a_held_state(void **state)
     ASSERT_STATE(RS_IO_ERROR, RS_IO_ERROR);
 }
 
+static void test_history_ring_keeps_the_latest(void **state)
+{
+    FIXTURE;
+    rs_test_boot(t);
+    for (int i = 0; i < 40; i++) {
+        OK(rs_vm_stop(vm, RS_PAUSED, &err));
+        OK(rs_cont(vm, &err));
+    }
+    rs_transition_rec h[RS_HISTORY_LEN];
+    assert_int_equal(rs_history(vm, h, RS_HISTORY_LEN), RS_HISTORY_LEN);
+    /* Oldest first, each change starting where the previous one ended. */
+    for (size_t i = 0; i + 1 < RS_HISTORY_LEN; i++) {
+        assert_int_equal(h[i].to, h[i + 1].from);
+        assert_true(h[i].mono_ns <= h[i + 1].mono_ns);
+        assert_true(rs_transition_allowed(h[i].from, h[i].to));
+    }
+    assert_int_equal(h[RS_HISTORY_LEN - 1].from, RS_PAUSED);
+    assert_int_equal(h[RS_HISTORY_LEN - 1].to, RS_RUNNING);
+    assert_string_equal(h[RS_HISTORY_LEN - 1].cause, "cont");
+    assert_string_equal(h[RS_HISTORY_LEN - 2].cause, "stop");
+    /* Fewer asked: the most recent ones. */
+    rs_transition_rec last[2];
+    assert_int_equal(rs_history(vm, last, 2), RS_HISTORY_LEN);
+    assert_memory_equal(&last[0], &h[RS_HISTORY_LEN - 2], sizeof(last));
+}
+
+/* ============================================ choosing the display (§4) */
+
+static void test_io_error_in_suspended_shows_paused(void **state)
+{
+    FIXTURE;
+    rs_rec_handler(t, "a", 0);
+    rs_test_boot(t);
+    OK(rs_request_suspend(vm));
+    PROCESS();
+    rs_rec_clear(t);
+    /* No suspended -> io-error edge: paused shows, io-error is held, and
+     * STOP names the reason. */
+    OK(rs_vm_stop(vm, RS_IO_ERROR, &err));
+    EXPECT("a(0,paused)", "STOP io-error", "hook:drain");
+    ASSERT_STATE(RS_PAUSED, RS_IO_ERROR);
+    assert_true(rs_was_suspended(vm));
+    OK(rs_retry(vm, &err));
+    EXPECT("RESUME", "a(1,suspended)");
+    ASSERT_LIVE(RS_SUSPENDED);
+}
+
+static void test_debug_left_by_a_migration_shows_paused(void **state)
+{
+    FIXTURE;
+    rs_test_boot(t);
+    OK(rs_hold_acquire(vm, RS_FINISH_MIGRATE, &err));
+    OK(rs_vm_stop(vm, RS_DEBUG, &err));
+    rs_rec_clear(t);
+    /* No finish-migrate -> debug edge: the residual falls back to paused. */
+    OK(rs_hold_release(vm, RS_FINISH_MIGRATE, &err));
+    EXPECT("x-hold-released finish-migrate");
+    ASSERT_STATE(RS_PAUSED, RS_DEBUG);
+    OK(rs_cont(vm, &err));
+    EXPECT("RESUME");
+}
+
 /* ============================================ suspended (reference §2.4) */
 
 static void test_suspended_table_line_by_line(void **state)
@@ -388,6 +458,7 @@ static void test_suspend_request_waits_for_a_running_vm(void **state)
     ASSERT_STATE(RS_PAUSED, RS_PAUSED);
     OK(rs_cont(vm, &err));
     EXPECT("RESUME");
+    assert_true(kicked(vm));    /* the start wakes the main loop for it */
     PROCESS();
     EXPECT("hook:suspend", "SUSPEND");
     ASSERT_LIVE(RS_SUSPENDED);
@@ -688,6 +759,7 @@ static void test_transient_holds_defer_everything(void **state)
     OK(rs_hold_release(vm, RS_SAVE_VM, &err));
     EXPECT("RESUME", "a(1,running)");
     ASSERT_LIVE(RS_RUNNING);
+    assert_true(kicked(vm));    /* the release signals the main loop again */
     PROCESS();
     EXPECT("a(0,paused)", "STOP paused", "hook:drain");
     ASSERT_STATE(RS_PAUSED, RS_PAUSED);
@@ -891,6 +963,9 @@ int main(void)
         TEST(test_vm_shutdown_notifies_without_stop),
         TEST(test_stop_force_state),
         TEST(test_vm_resume_puts_back_a_held_state),
+        TEST(test_history_ring_keeps_the_latest),
+        TEST(test_io_error_in_suspended_shows_paused),
+        TEST(test_debug_left_by_a_migration_shows_paused),
         TEST(test_suspended_table_line_by_line),
         TEST(test_reset_clears_was_suspended),
         TEST(test_reset_while_suspended_shows_running),
