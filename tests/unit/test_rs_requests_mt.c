@@ -281,6 +281,19 @@ static void test_flag_requests_merge(void **state)
            "req:POWERDOWN", "POWERDOWN", "hook:powerdown");
     PROCESS();
     EXPECT_NOTHING();
+
+    /* Two shutdowns are one, with the last cause and exit code. */
+    post_job two[] = {
+        { .vm = vm, .kind = P_SHUTDOWN, .arg = RS_CAUSE_HOST_UI, .code = 3 },
+        { .vm = vm, .kind = P_SHUTDOWN, .arg = RS_CAUSE_HOST_SIGNAL, .code = 9 },
+    };
+    post_list l2 = { two, 2 };
+    run_in_thread(post_list_thread, &l2);
+    wait_posted(vm);
+    int status = -1;
+    assert_int_equal(rs_process_requests(vm, &status), 1);
+    assert_int_equal(status, 9);
+    EXPECT("req:SHUTDOWN host-signal", "SHUTDOWN host-signal", "hook:shutdown host-signal");
 }
 
 /* ===================================================== racing stop requests */
