@@ -37,7 +37,7 @@ typedef struct xsim {
     int pidfd;
 } xsim;
 
-static bool xsim_find(xsim *s, char *why, size_t why_len)
+static inline bool xsim_find(xsim *s, char *why, size_t why_len)
 {
     const char *b = getenv("RSDM_BUILD");
     if (b && *b) {
@@ -60,7 +60,7 @@ static bool xsim_find(xsim *s, char *why, size_t why_len)
 
 /* Run `xensim run --rundir DIR --daemon --pidfile DIR/pid [--persist]` and
  * wait for it to return (it does once the daemon serves). */
-static int xsim_start(xsim *s, bool persist)
+static inline int xsim_start(xsim *s, bool persist)
 {
     char pidfile[300];
     snprintf(pidfile, sizeof(pidfile), "%s/xensim.pid", s->rundir);
@@ -104,7 +104,7 @@ static int xsim_start(xsim *s, bool persist)
 }
 
 /* SIGTERM and wait for the exit (pidfd readable), bounded. */
-static int xsim_stop(xsim *s)
+static inline int xsim_stop(xsim *s)
 {
     if (s->pid <= 0)
         return 0;
@@ -121,7 +121,7 @@ static int xsim_stop(xsim *s)
     return n == 1 ? 0 : -ETIMEDOUT;
 }
 
-static int xsim_setup(xsim *s, bool persist, char *why, size_t why_len)
+static inline int xsim_setup(xsim *s, bool persist, char *why, size_t why_len)
 {
     memset(s, 0, sizeof(*s));
     s->pidfd = -1;
@@ -139,7 +139,7 @@ static int xsim_setup(xsim *s, bool persist, char *why, size_t why_len)
     return 0;
 }
 
-static void rm_rf(const char *dir)
+static inline void rm_rf(const char *dir)
 {
     char cmd[600];
     /* The run directory is ours (mkdtemp under /tmp). */
@@ -150,7 +150,7 @@ static void rm_rf(const char *dir)
         fprintf(stderr, "cannot remove %s\n", dir);
 }
 
-static void xsim_teardown(xsim *s)
+static inline void xsim_teardown(xsim *s)
 {
     xsim_stop(s);
     if (s->rundir[0])
@@ -158,24 +158,24 @@ static void xsim_teardown(xsim *s)
 }
 
 /* A toolstack-side connection (dom0, privileged). */
-static struct xs_handle *ts_open(void)
+static inline struct xs_handle *ts_open(void)
 {
     return xs_open(0);
 }
 
 /* Read a node as a NUL-terminated string; NULL when absent. */
-static char *ts_read(struct xs_handle *h, const char *path)
+static inline char *ts_read(struct xs_handle *h, const char *path)
 {
     unsigned len;
     return xs_read(h, XBT_NULL, path, &len);
 }
 
-static bool ts_write(struct xs_handle *h, const char *path, const char *v)
+static inline bool ts_write(struct xs_handle *h, const char *path, const char *v)
 {
     return xs_write(h, XBT_NULL, path, v, (unsigned)strlen(v));
 }
 
-static bool ts_equals(struct xs_handle *h, const char *path, const char *want)
+static inline bool ts_equals(struct xs_handle *h, const char *path, const char *want)
 {
     char *v = ts_read(h, path);
     bool eq = v && strcmp(v, want) == 0;
