@@ -1,0 +1,249 @@
+/*
+ * bench_ioreq: the simulator's own ioreq round trip — a vCPU thread's
+ * synchronous port write through hv_vcpu_io() → the minimal emulator
+ * (tests/lib/xsim_emu.c, real Xen library API on xensim) → answer — next
+ * to a raw two-thread eventfd ping-pong with the same CPU placement, in the
+ * same run.  Two placements: both threads pinned to one CPU, and pinned to
+ * two different CPUs (skipped with a reason when only one CPU is usable).
+ * Prints the placement, per-round-trip mean and percentiles, and the ratio.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/xsim_emu.h"
+
+#include "hv.h"
+
+#define WARMUP 2000
+#define ROUNDS 50000
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int pin(int cpu)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    return pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+struct stats {
+    double mean;
+    uint64_t p50, p99;
+};
+
+static struct stats summarise(uint64_t *lat, size_t n)
+{
+    struct stats s = { 0 };
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)lat[i];
+    qsort(lat, n, sizeof(*lat), cmp_u64);
+    s.mean = sum / (double)n;
+    s.p50 = lat[n / 2];
+    s.p99 = lat[n * 99 / 100];
+    return s;
+}
+
+/* ------------------------------------------------------------ eventfd */
+
+struct pp {
+    int a, b;                       /* a: ping, b: pong */
+    int cpu;
+    int rc;
+};
+
+static void *pong(void *arg)
+{
+    struct pp *p = arg;
+    if (pin(p->cpu)) {
+        p->rc = -1;
+        return NULL;
+    }
+    for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
+        uint64_t v;
+        if (read(p->a, &v, sizeof(v)) != sizeof(v) ||
+            write(p->b, &v, sizeof(v)) != sizeof(v)) {
+            p->rc = -1;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int eventfd_pingpong(int cpu_main, int cpu_peer, uint64_t *lat)
+{
+    struct pp p = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC), cpu_peer, 0 };
+    if (p.a < 0 || p.b < 0 || pin(cpu_main))
+        return -1;
+    pthread_t t;
+    if (pthread_create(&t, NULL, pong, &p))
+        return -1;
+    int rc = 0;
+    for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
+        uint64_t one = 1, v;
+        uint64_t t0 = now_ns();
+        if (write(p.a, &one, sizeof(one)) != sizeof(one) ||
+            read(p.b, &v, sizeof(v)) != sizeof(v)) {
+            rc = -1;
+            break;
+        }
+        if (i >= WARMUP)
+            lat[i - WARMUP] = now_ns() - t0;
+    }
+    pthread_join(t, NULL);
+    close(p.a);
+    close(p.b);
+    return rc || p.rc ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ ioreq */
+
+struct emu_thread {
+    struct xsim_emu *e;
+    int cpu;
+    int rc;
+};
+
+static void *emu_main(void *arg)
+{
+    struct emu_thread *t = arg;
+    if (pin(t->cpu)) {
+        t->rc = -1;
+        return NULL;
+    }
+    for (;;) {
+        int n = xsim_emu_poll(t->e, -1);
+        if (n == -ECANCELED)
+            break;
+        if (n < 0) {
+            t->rc = n;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static int ioreq_roundtrip(int cpu_vcpu, int cpu_emu, uint64_t *lat)
+{
+    int id = hv_domain_create(0, 1, 16, "bench");
+    if (id < 0)
+        return -1;
+    uint32_t dom = (uint32_t)id;
+    struct hv_domain *d = hv_domain_get(dom);
+    struct xsim_emu e;
+    int rc = -1;
+    if (xsim_emu_setup(&e, dom) < 0)
+        goto out;
+    e.stop_fd = eventfd(0, EFD_CLOEXEC);
+    struct emu_thread et = { &e, cpu_emu, 0 };
+    pthread_t t;
+    if (e.stop_fd < 0 || pthread_create(&t, NULL, emu_main, &et))
+        goto out_emu;
+    hv_domain_unpause(dom);
+    if (pin(cpu_vcpu) == 0) {
+        rc = 0;
+        for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
+            uint64_t v = i;
+            uint64_t t0 = now_ns();
+            if (xsim_pio(d, 0, true, XSIM_EMU_PORT, 4, &v) != 0) {
+                rc = -1;
+                break;
+            }
+            if (i >= WARMUP)
+                lat[i - WARMUP] = now_ns() - t0;
+        }
+    }
+    uint64_t one = 1;
+    if (write(e.stop_fd, &one, sizeof(one)) < 0)
+        rc = -1;
+    pthread_join(t, NULL);
+    if (et.rc)
+        rc = -1;
+out_emu:
+    if (e.stop_fd > 0)
+        close(e.stop_fd);
+    e.stop_fd = -1;
+    xsim_emu_close(&e);
+out:
+    hv_domain_put(d);
+    hv_domain_destroy(dom);
+    return rc;
+}
+
+/* ------------------------------------------------------------ main */
+
+static int run_placement(const char *label, int c0, int c1)
+{
+    static uint64_t a[ROUNDS], b[ROUNDS];
+    if (eventfd_pingpong(c0, c1, a) < 0) {
+        fprintf(stderr, "bench_ioreq: eventfd ping-pong failed: %s\n", strerror(errno));
+        return -1;
+    }
+    if (ioreq_roundtrip(c0, c1, b) < 0) {
+        fprintf(stderr, "bench_ioreq: ioreq round trip failed\n");
+        return -1;
+    }
+    struct stats sa = summarise(a, ROUNDS), sb = summarise(b, ROUNDS);
+    printf("placement: %s (CPU %d and CPU %d), %d round trips after %d warm-up\n",
+           label, c0, c1, ROUNDS, WARMUP);
+    printf("  %-34s %10s %10s %10s\n", "", "mean_ns", "p50_ns", "p99_ns");
+    printf("  %-34s %10.0f %10" PRIu64 " %10" PRIu64 "\n",
+           "eventfd ping-pong (baseline)", sa.mean, sa.p50, sa.p99);
+    printf("  %-34s %10.0f %10" PRIu64 " %10" PRIu64 "\n",
+           "xensim ioreq round trip", sb.mean, sb.p50, sb.p99);
+    printf("  ratio ioreq/eventfd: mean %.2f, p50 %.2f\n", sb.mean / sa.mean,
+           (double)sb.p50 / (double)sa.p50);
+    printf("RESULT bench_ioreq placement=%s baseline_mean_ns=%.0f "
+           "ioreq_mean_ns=%.0f ratio=%.2f\n", label, sa.mean, sb.mean,
+           sb.mean / sa.mean);
+    return 0;
+}
+
+int main(void)
+{
+    if (xsim_fixture_start() < 0) {
+        fprintf(stderr, "bench_ioreq: cannot start the in-process hypervisor\n");
+        return 1;
+    }
+    hv_log_quiet(true);
+    cpu_set_t s;
+    int cpus[2] = { -1, -1 }, n = 0;
+    if (sched_getaffinity(0, sizeof(s), &s) == 0)
+        for (int i = 0; i < CPU_SETSIZE && n < 2; i++)
+            if (CPU_ISSET(i, &s))
+                cpus[n++] = i;
+    int rc = 0;
+    if (n < 1) {
+        fprintf(stderr, "bench_ioreq: no usable CPU in the affinity mask\n");
+        rc = 1;
+    } else {
+        if (run_placement("same-cpu", cpus[0], cpus[0]) < 0)
+            rc = 1;
+        if (n < 2)
+            printf("placement: two-cpus skipped: only CPU %d is usable\n", cpus[0]);
+        else if (run_placement("two-cpus", cpus[0], cpus[1]) < 0)
+            rc = 1;
+    }
+    xsim_fixture_stop();
+    return rc;
+}
