@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hv_main.h"
 #include "xs_server.h"
 #include "xsim_log.h"
 #include "xsim_loop.h"
@@ -40,6 +41,10 @@ static void usage(FILE *f)
             "          --daemon returns once the socket accepts connections.\n"
             "          --persist keeps the tree in DIR/xenstored/tree across restarts\n"
             "          (default: --no-persist).\n"
+            "  domain create|list|info|destroy|pause|unpause|shutdown|logdirty …\n"
+            "  fault stall-vcpu|unstall-vcpu|drop-event|close-conn|conns …\n"
+            "          the simulated hypervisor (`xensim domain help`); they reach\n"
+            "          the running xensim through --rundir DIR or XENSIM_RUNDIR.\n"
             "  help     this text\n"
             "  version  print the version\n");
 }
@@ -205,6 +210,8 @@ static int cmd_run(int argc, char **argv)
     xs = xs_server_new(loop, &xo);
     if (!xs)
         goto out;
+    if (hv_start(loop, xs, abs_rundir) < 0)   /* the hypervisor (hv_main.c) */
+        goto out;
     if (pidfile && write_pidfile(pidfile) < 0)
         goto out;
     if (ready_fd >= 0) {
@@ -216,6 +223,7 @@ static int cmd_run(int argc, char **argv)
     xsim_info("xensim %s running in %s (pid %ld)", XENSIM_VERSION, abs_rundir, (long)getpid());
     rc = xsim_loop_run(loop) < 0 ? 1 : 0;
 out:
+    hv_stop();
     xs_server_free(xs);
     xsim_loop_free(loop);
     close(sfd);
@@ -238,6 +246,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "domain") == 0 || strcmp(cmd, "fault") == 0)
+        return hv_cli(argc - 1, argv + 1);  /* the hypervisor's commands */
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
