@@ -21,11 +21,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Permission bits, as in Xen's xenstore_lib.h. */
-#define XS_PERM_NONE  0x0u
-#define XS_PERM_READ  0x1u
-#define XS_PERM_WRITE 0x2u
-#define XS_PERM_OWNER 0x8u  /* only in computed results, never stored */
+/* Permission bits: the same values (and spelling, so both headers can be
+ * included together) as Xen's xenstore_lib.h.  OWNER appears only in
+ * computed rights, never in a stored entry. */
+#define XS_PERM_NONE		0x00
+#define XS_PERM_READ		0x01
+#define XS_PERM_WRITE		0x02
+#define XS_PERM_OWNER		0x08
 
 #define XS_DOMID_MAX 0xffffu
 
