@@ -286,6 +286,14 @@ int rs_hold_acquire(rs_vm *vm, rs_state reason, rs_err *err)
         rs_seterr(err, -EBUSY, "VM state is being saved or restored");
         return -EBUSY;
     }
+    /* §8: one internal hold at a time (no outgoing migration during an
+     * incoming one). */
+    if (rs_get_holds(vm) & GROUP_MASK_INTERNAL) {
+        char held[200];
+        names_of(vm, ~GROUP_MASK_INTERNAL, held, sizeof(held));
+        rs_seterr(err, -EBUSY, "'%s' cannot start while '%s' is held", rs_state_name(reason), held);
+        return -EBUSY;
+    }
     rs_state d = rs_get_state(vm);
     switch (reason) {
     case RS_SAVE_VM:
@@ -414,7 +422,10 @@ int rs_vm_stop_force_state(rs_vm *vm, rs_state state, rs_err *err)
         rs_hold_add(vm, state);
         rs_emit(vm, RS_EV_HOLD_ADDED, state);
     }
-    if (!rs_transition_allowed(d, state) || !rs_set_display(vm, state, "force stop"))
+    /* §4: while an internal hold is held the display shows it. */
+    if (rs_get_holds(vm) & GROUP_MASK_INTERNAL)
+        rs_log(vm, RS_LOG_INFO, "display stays %s while it is held", rs_state_name(d));
+    else if (!eligible(vm, d, state) || !rs_set_display(vm, state, "force stop"))
         rs_log(vm, RS_LOG_INFO, "display stays %s: no edge to %s", rs_state_name(d),
                rs_state_name(state));
     return drain_flush(vm) < 0 ? -EIO : 0;
@@ -436,7 +447,8 @@ int rs_vm_resume(rs_vm *vm, rs_state state, rs_err *err)
         return -EBUSY;
     }
     rs_state d = rs_get_state(vm);
-    if (!rs_held(vm, state) || !rs_transition_allowed(d, state)) {
+    if (!rs_held(vm, state) || !eligible(vm, d, state) ||
+        ((rs_get_holds(vm) & GROUP_MASK_INTERNAL) && state != d)) {
         rs_seterr(err, -EINVAL, "cannot show '%s' from '%s'", rs_state_name(state), rs_state_name(d));
         return -EINVAL;
     }
