@@ -36,6 +36,9 @@ struct xsc_conn {
 
     struct xsc_watch watches[XSC_MAX_WATCHES];
     size_t nwatches;
+
+    xsc_conn_fd_fn fd_cb;
+    void *fd_opaque;
 };
 
 int64_t xsc_now_ms(void)
@@ -69,18 +72,29 @@ xsc_conn *xsc_conn_new(const xsc_conn_opts *opts, const xsc_logger *lg,
     return c;
 }
 
+void xsc_conn_set_fd_cb(xsc_conn *c, xsc_conn_fd_fn fn, void *opaque)
+{
+    c->fd_cb = fn;
+    c->fd_opaque = opaque;
+}
+
 static void drop_handle(xsc_conn *c)
 {
+    bool had = c->xs != NULL;
+
     if (c->xs)
         xs_close(c->xs);   /* joins libxenstore's reader thread */
     c->xs = NULL;
     c->fd = -1;
+    if (had && c->fd_cb)
+        c->fd_cb(c->fd_opaque, -1);
 }
 
 void xsc_conn_free(xsc_conn *c)
 {
     if (!c)
         return;
+    c->fd_cb = NULL;       /* the owner is going away too */
     drop_handle(c);
     for (size_t i = 0; i < c->nwatches; i++) {
         free(c->watches[i].path);
@@ -132,11 +146,16 @@ static int try_open(xsc_conn *c, char *why, size_t why_len, bool *refused)
         if (rc < 0) {
             snprintf(why, why_len, "the connection was refused after it opened (%s)",
                      strerror(-rc));
-            drop_handle(c);
+            /* Never announced: close quietly. */
+            xs_close(c->xs);
+            c->xs = NULL;
+            c->fd = -1;
             *refused = rc != -EAGAIN;
             return rc;
         }
     }
+    if (c->fd_cb)
+        c->fd_cb(c->fd_opaque, fd);
     return 0;
 }
 

@@ -44,6 +44,13 @@ xsc_conn *xsc_conn_new(const xsc_conn_opts *opts, const xsc_logger *lg,
                        xsc_conn_up_fn up, void *opaque);
 void xsc_conn_free(xsc_conn *c);
 
+/* Called whenever xsc_conn_fd() changes: -1 when the connection is lost,
+ * the new fd after a reconnect.  For loops where fds are registered rather
+ * than collected before every poll.  May be called from inside any
+ * xsc_conn_* call except xsc_conn_free. */
+typedef void (*xsc_conn_fd_fn)(void *opaque, int fd);
+void xsc_conn_set_fd_cb(xsc_conn *c, xsc_conn_fd_fn fn, void *opaque);
+
 /* Remember a watch and arm it now if connected; re-armed on every
  * reconnect.  Path and token are copied.  0 or a negative errno. */
 int xsc_conn_watch(xsc_conn *c, const char *path, const char *token);

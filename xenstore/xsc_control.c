@@ -525,6 +525,8 @@ static int conn_up(void *opaque, struct xs_handle *xs, unsigned generation)
         put_str(x, x->paths.runstate, x->runstate_pub);
     if (x->error_pub[0])
         put_str(x, x->paths.error, x->error_pub);
+    xsc_logf(&x->log, RS_LOG_INFO, "republished state \"%s\", runstate \"%s\"",
+             x->state_pub, x->runstate_pub);
     return 0;
 }
 
@@ -612,6 +614,8 @@ int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len)
     }
     x->sink_added = true;
     publish_runstate(x);
+    if (cfg->ops.fd_changed)
+        xsc_conn_set_fd_cb(x->conn, cfg->ops.fd_changed, cfg->ops.opaque);
     x->next_sweep_ms = xsc_now_ms() + x->cfg.sweep_ms;
     xsc_logf(&x->log, RS_LOG_INFO, "xenstore control at %s (save file %s)", x->paths.dir,
              x->save_path);

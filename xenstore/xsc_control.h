@@ -43,6 +43,11 @@ typedef struct xsc_ops {
     /* Turn log-dirty reporting of guest-RAM writes on or off.  0, or a
      * negative errno with why filled.  NULL: accepted (nothing to track). */
     int (*set_logdirty)(void *opaque, bool enable, char *why, size_t why_len);
+    /* xsc_fd() changed after xsc_new returned: -1 when xenstore was lost,
+     * the new fd after a reconnect (re-register it with the loop).  May be
+     * called from inside xsc_handle_readable/_timeout/xsc_probe.  NULL: the
+     * loop re-reads xsc_fd() before every poll instead. */
+    void (*fd_changed)(void *opaque, int fd);
     void *opaque;
 } xsc_ops;
 

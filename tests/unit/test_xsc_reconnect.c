@@ -37,7 +37,16 @@ typedef struct rctx {
     xsc *x;
     xsc_paths p;
     int last_rc;          /* last non-zero result of the pump */
+    int fd_changes;       /* ops.fd_changed calls */
+    int last_fd;
 } rctx;
+
+static void on_fd_changed(void *opaque, int fd)
+{
+    rctx *t = opaque;
+    t->fd_changes++;
+    t->last_fd = fd;
+}
 
 static void quiet_log(void *opaque, rs_log_level level, const char *msg)
 {
@@ -160,6 +169,7 @@ static int setup_common(void **state, bool persist, unsigned sweep_ms, unsigned 
         .log = quiet_log,
         .conn = { .backoff_min_ms = 1, .backoff_max_ms = 8, .give_up_ms = give_up_ms },
         .sweep_ms = sweep_ms,
+        .ops = { .fd_changed = on_fd_changed, .opaque = t },
     };
     char why[512];
     if (xsc_new(&cfg, &t->x, why, sizeof(why)) < 0) {
@@ -237,13 +247,21 @@ static void test_restart_keeps_tree(void **state)
     assert_int_equal(xsc_generation(t->x), 1);
     xsc_stats before = stats(t);
 
+    assert_int_equal(t->fd_changes, 0);
     daemon_down(t);
     notice_loss(t);
+    /* A registration-style loop is told to drop the fd... */
+    assert_int_equal(t->fd_changes, 1);
+    assert_int_equal(t->last_fd, -1);
     /* Nothing is acted on while down; the VM keeps running. */
     assert_int_equal(rs_get_state(t->vm), RS_RUNNING);
 
     daemon_up(t, true);
     assert_true(pump_until(t, p_connected, NULL));
+    /* ...and to register the new one. */
+    assert_int_equal(t->fd_changes, 2);
+    assert_int_equal(t->last_fd, xsc_fd(t->x));
+    assert_true(t->last_fd >= 0);
     assert_int_equal(xsc_generation(t->x), 2);
     assert_int_equal(stats(t).reconnects, 1);
     /* Both re-armed watches fire once; re-reading finds no command. */
