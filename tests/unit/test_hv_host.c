@@ -32,6 +32,7 @@
 #include <xen/memory.h>
 
 #include "hv.h"
+#include "hv_proto.h"
 
 #define T XSIM_EMU_WAIT_MS
 
@@ -429,6 +430,63 @@ static void test_destroy_under_emulator(void **state)
     hv_domain_destroy(dom);
 }
 
+/* A raw control-socket client, as the xensim CLI is. */
+static int raw_call(uint32_t op, uint32_t a0, uint64_t a64, char *out, size_t outlen)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/%s", xsim_fixture_rundir(), HV_SOCKET_NAME);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
+        return -1;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return -1;
+    struct hv_req q = { .magic = HV_PROTO_MAGIC, .op = op, .a32 = { a0 },
+                        .a64 = { a64 } };
+    struct hv_rsp r;
+    int rc = hv_proto_send(fd, &q, sizeof(q), NULL, 0);
+    if (rc == 0)
+        rc = hv_proto_recv(fd, &r, sizeof(r), NULL, 0, NULL);
+    if (rc == 0 && r.len) {
+        if (r.len >= outlen)
+            rc = -1;
+        else if ((rc = hv_proto_recv(fd, out, r.len, NULL, 0, NULL)) == 0)
+            out[r.len] = 0;
+    }
+    close(fd);
+    return rc ? -1 : (int)r.err;
+}
+
+/* fault close-conn: the hypervisor drops one library connection; that
+ * handle's calls fail from then on, the others keep working. */
+static void test_fault_close_conn(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1, true);
+    xc_interface *xc = xc_interface_open(NULL, NULL, 0);
+    xendevicemodel_handle *dm = xendevicemodel_open(NULL, 0);
+    assert_int_equal(xc_domain_pause(xc, dom), 0);
+    char text[4096];
+    assert_int_equal(raw_call(HV_OP_CONN_LIST, 0, 0, text, sizeof(text)), 0);
+    unsigned long long id = 0, k;
+    char kind[32];
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (sscanf(line, "%llu %31s", &k, kind) == 2 && strcmp(kind, "xenctrl") == 0)
+            id = k;
+    assert_true(id > 0);
+    assert_int_equal(raw_call(HV_OP_FAULT, HV_FAULT_CLOSE_CONN, id, text, sizeof(text)), 0);
+    assert_int_equal(raw_call(HV_OP_FAULT, HV_FAULT_CLOSE_CONN, 999999, text, sizeof(text)),
+                     ENOENT);
+    assert_int_equal(xc_domain_unpause(xc, dom), -1);
+    unsigned int n;
+    assert_int_equal(xendevicemodel_nr_vcpus(dm, dom, &n), 0);
+    assert_int_equal(n, 1);
+    xc_interface_close(xc);
+    xendevicemodel_close(dm);
+    hv_domain_destroy(dom);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evtchn_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_under_emulator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_close_conn, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
