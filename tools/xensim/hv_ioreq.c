@@ -32,6 +32,12 @@
 #include <xen/memory.h>
 
 #define SRV_PAGES 2u
+#define HV_MAX_KNOWN_RANGES 4096u
+
+static unsigned int hv_nknown(const struct hv_domain *d)
+{
+    return d->nknown < HV_MAX_KNOWN_RANGES ? d->nknown : HV_MAX_KNOWN_RANGES;
+}
 
 static ioreq_t *slot(struct hv_ioreq_server *s, unsigned int vcpu)
 {
@@ -167,10 +173,20 @@ int hv_ioreq_get_info(struct hv_domain *d, unsigned int id, uint32_t *bufport)
 static void remember_range(struct hv_domain *d, unsigned int id,
                            unsigned int type, uint64_t s, uint64_t e)
 {
-    for (unsigned int i = 0; i < d->nknown; i++) {
+    for (unsigned int i = 0; i < hv_nknown(d); i++) {
         struct hv_known_range *k = &d->known[i];
         if (k->server == id && k->type == type && k->start == s && k->end == e)
             return;
+    }
+    /* A dm remapping ever-new BARs must not grow this without bound. */
+    if (d->nknown >= HV_MAX_KNOWN_RANGES) {
+        if (d->nknown == HV_MAX_KNOWN_RANGES) {
+            hv_log("domain %u: more than %u distinct ranges registered; "
+                   "null hits on newer ones are not counted per range",
+                   d->domid, HV_MAX_KNOWN_RANGES);
+            d->nknown++;        /* log once; never indexed beyond the cap */
+        }
+        return;
     }
     if (d->nknown == d->known_cap) {
         unsigned int cap = d->known_cap ? d->known_cap * 2 : 16;
@@ -257,7 +273,7 @@ static void null_hit(struct hv_domain *d, unsigned int type, uint64_t s,
         d->null_reads++;
     else
         d->null_writes++;
-    for (unsigned int i = 0; i < d->nknown; i++) {
+    for (unsigned int i = 0; i < hv_nknown(d); i++) {
         struct hv_known_range *k = &d->known[i];
         if (k->type == type && k->start <= e && s <= k->end)
             k->hits++;
@@ -676,7 +692,7 @@ int hv_null_hits(uint32_t domid, struct hv_null_hits *out, int max)
     struct hv_domain *d = hv_domain_find(domid);
     int n = -ESRCH;
     if (d) {
-        n = (int)d->nknown;
+        n = (int)hv_nknown(d);
         for (int i = 0; i < n && i < max; i++)
             out[i] = (struct hv_null_hits){ d->known[i].server,
                                             d->known[i].type,
@@ -694,7 +710,7 @@ uint64_t hv_null_hits_total(uint32_t domid)
     pthread_mutex_lock(&hv_lock);
     struct hv_domain *d = hv_domain_find(domid);
     if (d)
-        for (unsigned int i = 0; i < d->nknown; i++)
+        for (unsigned int i = 0; i < hv_nknown(d); i++)
             t += d->known[i].hits;
     pthread_mutex_unlock(&hv_lock);
     return t;
