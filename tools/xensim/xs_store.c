@@ -275,6 +275,26 @@ static bool value_too_big(const struct xs_store *st, const struct xs_caller *c, 
     return !c->privileged && st->lim.node_size && len > st->lim.node_size;
 }
 
+/* Entry points accept only canonical absolute paths (or a special name
+ * where allowed): in-process callers get EINVAL for anything else instead
+ * of a corrupted tree. */
+static int check_path(const char *path, bool allow_special)
+{
+    char canon[XS_PATH_BUF];
+    bool rel;
+    if (!path || (path[0] != '/' && !(allow_special && path[0] == '@')))
+        return EINVAL;
+    if (xs_path_canonical(&xs_caller_dom0, path, allow_special, canon, &rel) != 0)
+        return EINVAL;
+    if (xs_path_is_special(path)) {
+        for (int i = 0; i < NSPECIAL; i++)
+            if (strcmp(path, special_names[i]) == 0)
+                return 0;
+        return ENOENT;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 struct xs_store *xs_store_new(void)
@@ -403,6 +423,9 @@ fail:
 int xs_store_read(struct xs_store *st, const struct xs_caller *c, const char *path,
                   char **val, size_t *len)
 {
+    int perr = check_path(path, false);
+    if (perr)
+        return perr;
     int err;
     struct node *n = get_node(st, c, path, XS_PERM_READ, &err);
     if (!n)
@@ -491,6 +514,9 @@ nomem:
 int xs_store_write(struct xs_store *st, const struct xs_caller *c, const char *path,
                    const void *val, size_t len)
 {
+    int perr = check_path(path, false);
+    if (perr)
+        return perr;
     int err;
     if (xs_path_is_special(path))
         return EINVAL;
@@ -522,6 +548,9 @@ int xs_store_write(struct xs_store *st, const struct xs_caller *c, const char *p
 
 int xs_store_mkdir(struct xs_store *st, const struct xs_caller *c, const char *path)
 {
+    int perr = check_path(path, false);
+    if (perr)
+        return perr;
     int err;
     if (xs_path_is_special(path))
         return EINVAL;
@@ -561,6 +590,9 @@ static void remove_subtree(struct xs_store *st, struct node *n, char *path, size
 
 int xs_store_rm(struct xs_store *st, const struct xs_caller *c, const char *path)
 {
+    int perr = check_path(path, false);
+    if (perr)
+        return perr;
     int err;
     if (xs_path_is_special(path))
         return EINVAL;
@@ -593,6 +625,9 @@ int xs_store_rm(struct xs_store *st, const struct xs_caller *c, const char *path
 int xs_store_directory(struct xs_store *st, const struct xs_caller *c, const char *path,
                        char **buf, size_t *len, uint64_t *gen)
 {
+    int perr = check_path(path, false);
+    if (perr)
+        return perr;
     int err;
     if (xs_path_is_special(path))
         return EINVAL;
@@ -622,6 +657,9 @@ int xs_store_directory(struct xs_store *st, const struct xs_caller *c, const cha
 int xs_store_get_perms(struct xs_store *st, const struct xs_caller *c, const char *path,
                        struct xs_perm **perms, unsigned *np)
 {
+    int perr = check_path(path, true);
+    if (perr)
+        return perr;
     int err;
     struct node *n = get_node(st, c, path, XS_PERM_READ, &err);
     if (!n)
@@ -638,6 +676,9 @@ int xs_store_get_perms(struct xs_store *st, const struct xs_caller *c, const cha
 int xs_store_set_perms(struct xs_store *st, const struct xs_caller *c, const char *path,
                        const struct xs_perm *perms, unsigned np)
 {
+    int perr = check_path(path, true);
+    if (perr)
+        return perr;
     int err;
     if (np == 0)
         return EINVAL;
@@ -733,6 +774,9 @@ int xs_store_visit(const struct xs_store *st, xs_visit_fn *fn, void *arg)
 int xs_store_load_node(struct xs_store *st, const char *path, const void *val, size_t len,
                        const struct xs_perm *perms, unsigned nperms)
 {
+    int perr = check_path(path, true);
+    if (perr)
+        return perr;
     if (nperms == 0)
         return EINVAL;
     xs_access_hook *h = st->access;
