@@ -37,6 +37,7 @@ struct xsc {
     bool logdirty;              /* last logdirty value applied */
     bool logdirty_applied;      /* ... in this generation */
     bool owe_running;           /* continue accepted, VM not live yet */
+    bool tree_gone;             /* the toolstack removed the control directory */
     bool sink_added;
 
     /* What we publish, to republish after a reconnect. */
@@ -77,6 +78,10 @@ static int put(xsc *x, const char *path, const char *value, size_t len)
 
     if (!xs)
         return -ENOTCONN;
+    /* libxl removes the directory before it kills the dm; writing into it
+     * now would recreate a stale tree for the next dm of this domid. */
+    if (x->tree_gone && strncmp(path, x->paths.dir, strlen(x->paths.dir)) == 0)
+        return -ENOENT;
     if (xs_write(xs, XBT_NULL, path, value, (unsigned)len))
         return 0;
     int err = errno ? errno : EIO;
@@ -382,7 +387,28 @@ static int take_command(xsc *x, char **out, unsigned *len, bool *rm_confirmed)
     return 1;
 }
 
-static void process_command(xsc *x)
+/* After a watch event found no command: was the whole directory removed? */
+static void check_dir_gone(xsc *x)
+{
+    struct xs_handle *xs = H(x);
+    unsigned len;
+
+    if (!xs || x->tree_gone)
+        return;
+    char *v = xs_read(xs, XBT_NULL, x->paths.dir, &len);
+    if (v) {
+        free(v);
+        return;
+    }
+    if (errno == ENOENT) {
+        x->tree_gone = true;
+        xsc_logf(&x->log, RS_LOG_INFO,
+                 "%s was removed by the toolstack; no longer writing into it",
+                 x->paths.dir);
+    }
+}
+
+static void process_command(xsc *x, bool from_event)
 {
     char *v;
     unsigned len;
@@ -391,8 +417,13 @@ static void process_command(xsc *x)
 
     if (!x->ready)
         return;
-    if (take_command(x, &v, &len, &rm_ok) <= 0)
+    int rc = take_command(x, &v, &len, &rm_ok);
+    if (rc == 0 && from_event)
+        check_dir_gone(x);
+    if (rc <= 0)
         return;
+    /* A command: the directory is (back) in use. */
+    x->tree_gone = false;
     x->st.commands_read++;
     if (xsc_cmd_is_replay(&x->last, v, len, gen)) {
         char shown[100];
@@ -517,6 +548,7 @@ static int conn_up(void *opaque, struct xs_handle *xs, unsigned generation)
     }
     x->st.reconnects++;
     x->logdirty_applied = false;
+    x->tree_gone = false;       /* check_tree recreated or found it */
     /* Republish what we own; the re-armed watches fire once each, so
      * `command` and `logdirty/cmd` are re-read by the next event round. */
     if (x->state_pub[0])
@@ -645,7 +677,7 @@ int xsc_ready(xsc *x)
     write_state(x, "running", true);
     /* A command written before we were ready is acted on now, like the
      * first watch event qemu-traditional processes when its loop starts. */
-    process_command(x);
+    process_command(x, false);
     process_logdirty(x, false);
     return x->fatal;
 }
@@ -671,7 +703,7 @@ int xsc_handle_readable(xsc *x)
         x->st.events++;
         const char *token = vec[XS_WATCH_TOKEN];
         if (strcmp(token, TOKEN_COMMAND) == 0)
-            process_command(x);
+            process_command(x, true);
         else if (strcmp(token, TOKEN_LOGDIRTY) == 0)
             process_logdirty(x, false);
         free(vec);
@@ -699,7 +731,7 @@ int xsc_handle_timeout(xsc *x)
         if (x->ready) {
             /* Re-reading is the liveness probe, and it catches an event
              * the daemon dropped. */
-            process_command(x);
+            process_command(x, false);
             process_logdirty(x, true);
         } else {
             xsc_conn_probe(x->conn);

@@ -154,6 +154,17 @@ static void read_one(struct xs_handle *xs, unsigned domid, unsigned bdom, unsign
     }
     free(v);
     v = NULL;
+    rc = read_node(xs, bpath, "frontend-id", &v, &len);
+    if (rc > 0) {
+        char want[16];
+        snprintf(want, sizeof(want), "%u", domid);
+        if (!xsc_value_is(v, len, want)) {
+            xsc_escape(shown, sizeof(shown), v, len, 32);
+            SKIP("its frontend-id \"%s\" is not %s", shown, want);
+        }
+    }
+    free(v);
+    v = NULL;
 
     /* frontend -> backend: guest-owned, compared only */
     rc = read_node(xs, fpath, "backend", &v, &len);

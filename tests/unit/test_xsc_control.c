@@ -835,6 +835,55 @@ static void test_serial_tty(void **state)
     assert_int_equal(xsc_publish_serial_tty(t->x, ""), -EINVAL);
 }
 
+static bool p_events_at_least(tctx *t, const void *arg)
+{
+    return stats(t).events >= *(const uint64_t *)arg;
+}
+
+static void test_tree_removed_not_recreated(void **state)
+{
+    tctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    /* libxl's destroy removes the tree, then signals the dm. */
+    uint64_t want = stats(t).events + 2;     /* both watched nodes fire */
+    assert_true(xs_rm(t->ts, XBT_NULL, t->p.dir));
+    assert_true(pump_until(t, p_events_at_least, &want));
+    rs_err e;
+    assert_int_equal(rs_vm_stop(t->vm, RS_PAUSED, &e), 0);   /* a runstate change */
+    expect_absent(t, t->p.dir);
+    expect_absent(t, t->p.runstate);
+    /* A toolstack that writes a command again brings it back into use. */
+    send_str(t, "continue");
+    expect_node(t, t->p.runstate, "running holds=");
+    expect_node(t, t->p.state, "running");
+}
+
+static void test_s3_save_continue_wakeup(void **state)
+{
+    tctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    int st;
+    /* The guest enters S3. */
+    assert_int_equal(rs_request_suspend(t->vm), 0);
+    assert_int_equal(rs_process_requests(t->vm, &st), 0);
+    expect_node(t, t->p.runstate, "suspended holds=");
+    /* save from S3, continue: back to S3 (legal edges only), `running` acked */
+    send_str(t, "save");
+    expect_node(t, t->p.state, "paused");
+    /* QEMU has no postmigrate -> suspended edge, so the display falls back
+     * to paused (docs/runstate.md §4); the hold tells the truth. */
+    expect_node(t, t->p.runstate, "paused holds=postmigrate");
+    send_str(t, "continue");
+    expect_node(t, t->p.runstate, "suspended holds=");
+    expect_node(t, t->p.state, "running");
+    /* the wakeup extension brings it out of S3 */
+    send_str(t, "wakeup");
+    expect_node(t, t->p.runstate, "running holds=");
+    assert_int_equal(rs_invalid_transitions(t->vm), 0);
+    xsc_stats s = stats(t);
+    assert_int_equal(s.commands_refused, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -854,6 +903,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guest_cannot_write_command, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_disable_pf, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_serial_tty, setup_ready, teardown),
+        cmocka_unit_test_setup_teardown(test_tree_removed_not_recreated, setup_ready, teardown),
+        cmocka_unit_test_setup_teardown(test_s3_save_continue_wakeup, setup_ready, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

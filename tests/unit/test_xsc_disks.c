@@ -235,6 +235,10 @@ static void test_hostile_values(void **state)
     make_vbd(t, &nul);
     memcpy(link + ll, "\0x", 2);
     put(t, "/local/domain/5/device/vbd/2256/backend", link, (size_t)ll + 2);
+    /* the backend says it serves another guest */
+    vbd other = { 0, 2272, "sdl", "/dev/vg/m", "phy", "w", "disk", NULL, NULL, NULL, false };
+    make_vbd(t, &other);
+    putf(t, "/local/domain/0/backend/vbd/5/2272", "frontend-id", "6");
     /* a directory entry that is not a device id */
     putf(t, "/local/domain/0/backend/vbd/5/abc", "dev", "hdd");
     putf(t, "/local/domain/0/backend/vbd/5/0768", "dev", "hdd");
@@ -247,7 +251,7 @@ static void test_hostile_values(void **state)
             fail_msg("vbd %u was accepted", l.disk[i].devid);
     assert_int_equal(l.n, 1);
     /* nv - 2 (the good one; dom6's is never looked at) + nul + 2 bad names */
-    assert_int_equal(l.skipped, nv - 2 + 1 + 2);
+    assert_int_equal(l.skipped, nv - 2 + 1 + 1 + 2);
     assert_int_equal((size_t)t->warnings, l.skipped);
     assert_string_equal(l.disk[0].path, "/dev/vg/guest");
 
