@@ -102,6 +102,25 @@ static void test_stop_and_start_order(void **state)
     ASSERT_LIVE(RS_RUNNING);
 }
 
+static void test_events_carry_the_state_after_them(void **state)
+{
+    FIXTURE;
+    rs_test_boot(t);
+    OK(rs_vm_stop(vm, RS_PAUSED, &err));
+    OK(rs_cont(vm, &err));
+    assert_int_equal(t->nev, 2);
+    assert_int_equal(t->ev[0].type, RS_EV_STOP);
+    assert_int_equal(t->ev[0].state, RS_PAUSED);
+    assert_int_equal(t->ev[0].holds, RS_HOLD_BIT(RS_PAUSED));
+    assert_int_equal(t->ev[1].type, RS_EV_RESUME);
+    assert_int_equal(t->ev[1].state, RS_RUNNING);    /* §13: the display after it */
+    assert_int_equal(t->ev[1].holds, 0);
+    assert_int_equal(t->ev[1].hold, RS_STATE__MAX);
+    assert_true(t->ev[0].mono_ns <= t->ev[1].mono_ns);
+    assert_true(t->ev[0].wall_ns > 0 && t->ev[1].wall_ns > 0);
+    EXPECT("STOP paused", "hook:drain", "RESUME");
+}
+
 static void test_stop_when_stopped_only_adds_the_hold(void **state)
 {
     FIXTURE;
@@ -205,27 +224,48 @@ static void test_vm_resume_puts_back_a_held_state(void **state)
 {
     FIXTURE;
     rs_test_boot(t);
+    OK(rs_vm_stop(vm, RS_PAUSED, &err));
+    OK(rs_vm_stop(vm, RS_POSTMIGRATE, &err));
+    EXPECT("STOP paused", "hook:drain", "x-hold-added postmigrate", "hook:drain");
+    ASSERT_STATE(RS_PAUSED, RS_PAUSED, RS_POSTMIGRATE);
+    /* A held state, along a legal edge: shown; no event, no handler. */
+    OK(rs_vm_resume(vm, RS_POSTMIGRATE, &err));
+    EXPECT_NOTHING();
+    ASSERT_STATE(RS_POSTMIGRATE, RS_PAUSED, RS_POSTMIGRATE);
+    /* Already shown: nothing to do. */
+    OK(rs_vm_resume(vm, RS_POSTMIGRATE, &err));
+    /* Held but no postmigrate -> paused edge: refused, display kept. */
+    REFUSED(rs_vm_resume(vm, RS_PAUSED, &err), -EINVAL, NULL);
+    /* Not held, junk. */
+    REFUSED(rs_vm_resume(vm, RS_WATCHDOG, &err), -EINVAL, NULL);
+    REFUSED(rs_vm_resume(vm, (rs_state)99, &err), -EINVAL, NULL);
+    /* A live state while something holds the VM. */
+    memset(&err, 0, sizeof(err));
+    assert_true(rs_vm_resume(vm, RS_RUNNING, &err) < 0);
+    assert_true(err.code < 0 && err.msg[0]);
+    EXPECT_NOTHING();
+    ASSERT_STATE(RS_POSTMIGRATE, RS_PAUSED, RS_POSTMIGRATE);
+}
+
+static void test_vm_resume_during_an_internal_hold(void **state)
+{
+    FIXTURE;
+    rs_test_boot(t);
     OK(rs_vm_stop(vm, RS_IO_ERROR, &err));
     EXPECT("STOP io-error", "hook:drain");
     /* An outgoing migration of the stopped VM, which then fails. */
     OK(rs_hold_acquire(vm, RS_FINISH_MIGRATE, &err));
     EXPECT("x-hold-added finish-migrate", "hook:drain");
     ASSERT_STATE(RS_FINISH_MIGRATE, RS_IO_ERROR, RS_FINISH_MIGRATE);
-    OK(rs_vm_resume(vm, RS_IO_ERROR, &err));
+    /* §4 rule 5: the display keeps showing the internal state... */
+    REFUSED(rs_vm_resume(vm, RS_IO_ERROR, &err), -EINVAL, NULL);
     EXPECT_NOTHING();
-    assert_int_equal(rs_get_state(vm), RS_IO_ERROR);
+    /* ...and its release puts back the residual. */
     OK(rs_hold_release(vm, RS_FINISH_MIGRATE, &err));
     EXPECT("x-hold-released finish-migrate");
     ASSERT_STATE(RS_IO_ERROR, RS_IO_ERROR);
-
-    /* A live state while something holds the VM, a state not held, junk. */
-    memset(&err, 0, sizeof(err));
-    assert_true(rs_vm_resume(vm, RS_RUNNING, &err) < 0);
-    assert_true(err.code < 0 && err.msg[0]);
-    REFUSED(rs_vm_resume(vm, RS_PAUSED, &err), -EINVAL, NULL);
-    REFUSED(rs_vm_resume(vm, (rs_state)99, &err), -EINVAL, NULL);
+    OK(rs_vm_resume(vm, RS_IO_ERROR, &err));
     EXPECT_NOTHING();
-    ASSERT_STATE(RS_IO_ERROR, RS_IO_ERROR);
 }
 
 static void test_history_ring_keeps_the_latest(void **state)
@@ -671,6 +711,9 @@ static void test_internal_hold_errors(void **state)
     FIXTURE;
     OK(rs_hold_acquire(vm, RS_INMIGRATE, &err));
     REFUSED(rs_hold_acquire(vm, RS_INMIGRATE, &err), -EBUSY, NULL);      /* already held */
+    /* No outgoing migration during an incoming one (§8). */
+    REFUSED(rs_hold_acquire(vm, RS_FINISH_MIGRATE, &err), -EBUSY, NULL);
+    ASSERT_STATE(RS_INMIGRATE, RS_PRELAUNCH, RS_INMIGRATE);
     OK(rs_hold_release(vm, RS_INMIGRATE, &err));
     OK(rs_cont(vm, &err));
     rs_rec_clear(t);
@@ -900,18 +943,21 @@ static void test_reset_of_a_running_vm(void **state)
 
 /* ================================================================ colo */
 
-static void test_colo_is_an_internal_hold(void **state) __attribute__((unused));
-static void test_colo_is_an_internal_hold(void **state)
+static void test_colo_is_never_held(void **state)
 {
     FIXTURE;
+    /* Decision (§3): no COLO on Xen; the state exists for the table only. */
     rs_test_boot(t);
-    OK(rs_hold_acquire(vm, RS_COLO, &err));
-    EXPECT("STOP colo", "hook:drain");
-    ASSERT_STATE(RS_COLO, RS_COLO);
-    REFUSED(rs_cont(vm, &err), -EBUSY, "The VM is held by colo");
-    OK(rs_hold_release(vm, RS_COLO, &err));
-    EXPECT("RESUME");
+    REFUSED(rs_hold_acquire(vm, RS_COLO, &err), -ENOTSUP, NULL);
+    REFUSED(rs_vm_stop_force_state(vm, RS_COLO, &err), -ENOTSUP, NULL);
+    EXPECT_NOTHING();
     ASSERT_LIVE(RS_RUNNING);
+    OK(rs_vm_stop(vm, RS_PAUSED, &err));
+    rs_rec_clear(t);
+    REFUSED(rs_hold_acquire(vm, RS_COLO, &err), -ENOTSUP, NULL);
+    REFUSED(rs_hold_release(vm, RS_COLO, &err), -ENOENT, NULL);
+    EXPECT_NOTHING();
+    ASSERT_STATE(RS_PAUSED, RS_PAUSED);
 }
 
 /* ======================================================== bad input */
@@ -957,12 +1003,14 @@ int main(void)
         TEST(test_new_vm_is_prelaunch_with_a_hold),
         TEST(test_boot_is_a_cont),
         TEST(test_stop_and_start_order),
+        TEST(test_events_carry_the_state_after_them),
         TEST(test_stop_when_stopped_only_adds_the_hold),
         TEST(test_stop_refuses_what_is_not_a_stop_reason),
         TEST(test_flush_failure_returns_eio_and_keeps_the_hold),
         TEST(test_vm_shutdown_notifies_without_stop),
         TEST(test_stop_force_state),
         TEST(test_vm_resume_puts_back_a_held_state),
+        TEST(test_vm_resume_during_an_internal_hold),
         TEST(test_history_ring_keeps_the_latest),
         TEST(test_io_error_in_suspended_shows_paused),
         TEST(test_debug_left_by_a_migration_shows_paused),
@@ -991,6 +1039,7 @@ int main(void)
         TEST(test_reset_releases_holds_in_acquisition_order),
         TEST(test_reset_keeps_inmigrate_and_finish_migrate),
         TEST(test_reset_of_a_running_vm),
+        TEST(test_colo_is_never_held),
         TEST(test_null_vm_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
