@@ -179,7 +179,8 @@ static void test_pause_nesting(void **state)
     assert_true(i.paused);
     ioreq_t r = { .type = IOREQ_TYPE_PIO, .addr = 0x80, .size = 1, .count = 1,
                   .dir = IOREQ_WRITE };
-    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, 0), -ETIMEDOUT);
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, 0), -EAGAIN);
+    assert_int_equal(hv_vcpu_io(d, 0, &r, 0), -EAGAIN);
     assert_int_equal(hv_vcpu_wait_runnable(d, 0, 0), -ETIMEDOUT);
     xc_dominfo_t di;
     assert_int_equal(xc_domain_getinfo(xc, dom, 1, &di), 1);

@@ -533,6 +533,33 @@ static void test_invalidate(void **state)
     hv_domain_destroy(dom);
 }
 
+/* A vCPU whose access is answered while the domain is paused does not
+ * resume the guest until the unpause. */
+static void test_answer_while_paused(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1);
+    struct hv_domain *d = hv_domain_get(dom);
+    struct xsim_emu e;
+    assert_int_equal(xsim_emu_setup(&e, dom), 0);
+    ioreq_t r = pio(false, 0x5020, 1, 0), got;
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 0);
+    assert_int_equal(xsim_emu_take(&e, T, &got), 0);
+    assert_int_equal(hv_domain_pause(dom), 0);
+    assert_int_equal(xsim_emu_answer(&e, 0, 0x42), 0);
+    assert_int_equal(hv_vcpu_io_wait(d, 0, &r, 0), -ETIMEDOUT);
+    /* the slot was consumed (NONE) even though the vCPU is held */
+    assert_int_equal(xsim_emu_slot_state(&e, 0), STATE_IOREQ_NONE);
+    ioreq_t r2 = pio(false, 0x5020, 1, 0);
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r2, 0), -EBUSY);
+    assert_int_equal(hv_domain_unpause(dom), 0);
+    assert_int_equal(hv_vcpu_io_wait(d, 0, &r, T), 0);
+    assert_int_equal(r.data, 0x42);
+    xsim_emu_close(&e);
+    hv_domain_put(d);
+    hv_domain_destroy(dom);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pci_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_while_paused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,18 +123,22 @@ int hv_domain_wait(uint32_t domid, enum hv_wait_for what, int timeout_ms);
  * (IOREQ_READ/IOREQ_WRITE), df, data_is_ptr, data.  On completion data
  * holds the value read (all-ones from the null handler).
  *
- * hv_vcpu_io() = submit + wait.  Returns 0 when answered, -ETIMEDOUT when
- * no answer came within timeout_ms (the request stays outstanding; call
- * hv_vcpu_io_wait() to keep waiting), -EBUSY if the vCPU still has one
- * outstanding, -ESHUTDOWN if the domain is shutting down/crashed/dying,
- * -EINVAL on a malformed request, -EIO when Xen would find the slot in a
- * bad state ("device model set bad IO state").
+ * hv_vcpu_io() = submit + wait.  Returns 0 when answered; -EAGAIN when
+ * the vCPU stayed paused/stalled for the whole timeout (nothing was sent);
+ * -ETIMEDOUT when the request was sent but no answer came within
+ * timeout_ms, or it was answered while the domain is paused (either way it
+ * stays outstanding: call hv_vcpu_io_wait() to keep waiting); -EBUSY if the
+ * vCPU still has one outstanding; -ESHUTDOWN if the domain is shutting
+ * down/crashed/dying; -EINVAL/-EFAULT on a malformed request or a guest
+ * buffer outside RAM; -EIO when Xen would find the slot in a bad state
+ * ("device model set bad IO state/event channel").
  */
 int hv_vcpu_io(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
                int timeout_ms);
 /* Submit only: returns 1 if completed at once (null handler; *req holds the
  * result), 0 if sent to a server (now outstanding), or a negative errno.
- * Waits (bounded) for the vCPU to be runnable first (not paused/stalled). */
+ * Waits (bounded) for the vCPU to be runnable first (not paused/stalled);
+ * -EAGAIN if it never was. */
 int hv_vcpu_io_submit(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
                       int timeout_ms);
 int hv_vcpu_io_wait(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,

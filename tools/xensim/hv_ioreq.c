@@ -432,6 +432,8 @@ int hv_vcpu_io_submit(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
         goto out;
     }
     rc = wait_runnable_locked(d, vcpu, &dl);
+    if (rc == -ETIMEDOUT)
+        rc = -EAGAIN;           /* paused all along: nothing was sent */
     if (rc)
         goto out;
     rc = validate(d, req);
@@ -602,6 +604,8 @@ int hv_vcpu_invalidate(struct hv_domain *d, unsigned int vcpu, int timeout_ms)
     struct hv_vcpu *v = &d->vcpu[vcpu];
     int rc = v->state != HV_VCPU_IDLE ? -EBUSY
                                       : wait_runnable_locked(d, vcpu, &dl);
+    if (rc == -ETIMEDOUT)
+        rc = -EAGAIN;
     if (rc) {
         pthread_mutex_unlock(&hv_lock);
         return rc;
