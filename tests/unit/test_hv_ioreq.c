@@ -183,6 +183,15 @@ static void test_server_limits(void **state)
     assert_int_equal(xendevicemodel_get_ioreq_server_info(dm, dom, 1, NULL, NULL, &bp), 0);
     assert_int_not_equal(bp, 0);
 
+    /* the largest domain still gets 8 servers with rings: 8 x 129 ports */
+    uint32_t big = new_domain(128);
+    for (unsigned int i = 0; i < 8; i++)
+        assert_int_equal(xendevicemodel_create_ioreq_server(dm, big, 2, &id), 0);
+    unsigned int n;
+    assert_int_equal(xendevicemodel_nr_vcpus(dm, big, &n), 0);
+    assert_int_equal(n, 128);
+    hv_domain_destroy(big);
+
     xendevicemodel_close(dm);
     xenforeignmemory_close(fm);
     hv_domain_destroy(dom);

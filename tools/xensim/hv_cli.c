@@ -472,7 +472,7 @@ static int fault_cmd(struct cli *c, int argc, char **argv)
             return 2;
         if (strcmp(argv[3], "all") == 0)
             x = 0;
-        else if (parse_u32(argv[3], "port", 1023, &x) < 0)
+        else if (parse_u32(argv[3], "port", 2047, &x) < 0)
             return 2;
         if (argc == 5 && parse_u32(argv[4], "count", 1000000, &n) < 0)
             return 2;

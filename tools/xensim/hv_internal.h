@@ -12,7 +12,8 @@
 
 #define HV_MAX_DOMAINS   256u
 #define HV_MAX_DOMID     32752u     /* DOMID_FIRST_RESERVED */
-#define HV_MAX_PORTS     1024u      /* per-domain (Xen side) event channels */
+#define HV_MAX_PORTS     2048u      /* per-domain (Xen side) event channels:
+                                       8 servers x (128 vCPUs + 1) fit */
 #define HV_DM_PORTS      4096u      /* the dm domain's local port space */
 #define HV_MSI_QUEUE     256u
 
