@@ -142,6 +142,15 @@ static bool busy(rs_vm *vm, rs_err *err)
             return -EBUSY;                                                           \
     } while (0)
 
+/* A stop whose handlers or flush failed keeps its hold and says why
+ * (hacking.md: every error path names what failed). */
+static int stop_result(int r, rs_err *err)
+{
+    if (r < 0)
+        rs_seterr(err, r, "a change-state handler or the block flush failed");
+    return r;
+}
+
 int rs_vm_stop(rs_vm *vm, rs_state reason, rs_err *err)
 {
     REQUIRE_MAIN_ERR(vm, err);
@@ -150,10 +159,7 @@ int rs_vm_stop(rs_vm *vm, rs_state reason, rs_err *err)
                   rs_state_name(reason) ? rs_state_name(reason) : "(invalid)");
         return -EINVAL;
     }
-    int r = rs_stop_batch(vm, &reason, 1, true, "stop");
-    if (r < 0)
-        rs_seterr(err, r, "a change-state handler or the block flush failed");
-    return r;
+    return stop_result(rs_stop_batch(vm, &reason, 1, true, "stop"), err);
 }
 
 int rs_vm_shutdown(rs_vm *vm)
@@ -303,10 +309,10 @@ int rs_hold_acquire(rs_vm *vm, rs_state reason, rs_err *err)
                       rs_state_name(d));
             return -EBUSY;
         }
-        return rs_stop_batch(vm, &reason, 1, true, rs_state_name(reason));
+        return stop_result(rs_stop_batch(vm, &reason, 1, true, rs_state_name(reason)), err);
     case RS_FINISH_MIGRATE:
         if (rs_state_is_live(d))
-            return rs_stop_batch(vm, &reason, 1, true, "finish-migrate");
+            return stop_result(rs_stop_batch(vm, &reason, 1, true, "finish-migrate"), err);
         if (!rs_transition_allowed(d, reason)) {
             rs_seterr(err, -EBUSY, "cannot finish a migration from state %s", rs_state_name(d));
             return -EBUSY;
@@ -326,7 +332,7 @@ int rs_hold_acquire(rs_vm *vm, rs_state reason, rs_err *err)
     rs_set_display(vm, reason, rs_state_name(reason));
     rs_emit(vm, RS_EV_HOLD_ADDED, reason);
     int fr = reason == RS_FINISH_MIGRATE ? drain_flush(vm) : 0;
-    return fr < 0 ? -EIO : 0;
+    return stop_result(fr < 0 ? -EIO : 0, err);
 }
 
 int rs_hold_release(rs_vm *vm, rs_state reason, rs_err *err)
@@ -413,7 +419,7 @@ int rs_vm_stop_force_state(rs_vm *vm, rs_state state, rs_err *err)
         return rs_hold_acquire(vm, state, err);
     rs_state d = rs_get_state(vm);
     if (rs_state_is_live(d))
-        return rs_stop_batch(vm, &state, 1, true, "force stop");
+        return stop_result(rs_stop_batch(vm, &state, 1, true, "force stop"), err);
     if (rs_transient_held(vm)) {
         rs_seterr(err, -EBUSY, "VM state is being saved or restored");
         return -EBUSY;
@@ -428,7 +434,7 @@ int rs_vm_stop_force_state(rs_vm *vm, rs_state state, rs_err *err)
     else if (!eligible(vm, d, state) || !rs_set_display(vm, state, "force stop"))
         rs_log(vm, RS_LOG_INFO, "display stays %s: no edge to %s", rs_state_name(d),
                rs_state_name(state));
-    return drain_flush(vm) < 0 ? -EIO : 0;
+    return stop_result(drain_flush(vm) < 0 ? -EIO : 0, err);
 }
 
 int rs_vm_resume(rs_vm *vm, rs_state state, rs_err *err)

@@ -78,6 +78,47 @@ static void test_cb_ret_ored_on_stop(void **state)
     ASSERT_LIVE(RS_RUNNING);
 }
 
+static void test_cb_ret_failure_on_other_stops(void **state)
+{
+    FIXTURE;
+    rs_rec_handler_ret(t, "bad", 0, 1, 0);
+    rs_test_boot(t);
+    /* An outgoing migration's stop: it reports the failure (QEMU's
+     * migration fails on it) with a message, and keeps the hold. */
+    REFUSED(rs_hold_acquire(vm, RS_FINISH_MIGRATE, &err), -EIO, NULL);
+    EXPECT("bad(0,finish-migrate)", "STOP finish-migrate", "hook:drain");
+    ASSERT_STATE(RS_FINISH_MIGRATE, RS_FINISH_MIGRATE);
+    OK(rs_hold_release(vm, RS_FINISH_MIGRATE, &err));
+    EXPECT("RESUME", "bad(1,running)");
+
+    REFUSED(rs_vm_stop_force_state(vm, RS_PAUSED, &err), -EIO, NULL);
+    EXPECT("bad(0,paused)", "STOP paused", "hook:drain");
+    ASSERT_STATE(RS_PAUSED, RS_PAUSED);
+    OK(rs_cont(vm, &err));
+    rs_rec_clear(t);
+
+    FAILS(rs_vm_shutdown(vm), -EIO);
+    EXPECT("bad(0,shutdown)", "hook:drain");
+    ASSERT_STATE(RS_SHUTDOWN, RS_SHUTDOWN);
+}
+
+static void test_flush_failure_on_a_stopped_vm(void **state)
+{
+    FIXTURE;
+    rs_test_boot(t);
+    OK(rs_vm_stop(vm, RS_PAUSED, &err));
+    rs_rec_clear(t);
+    t->drain_ret = -EIO;
+    /* QEMU's vm_stop_force_state returns the flush result: so do these. */
+    REFUSED(rs_vm_stop_force_state(vm, RS_POSTMIGRATE, &err), -EIO, NULL);
+    EXPECT("x-hold-added postmigrate", "hook:drain");
+    REFUSED(rs_hold_acquire(vm, RS_FINISH_MIGRATE, &err), -EIO, NULL);
+    EXPECT("x-hold-added finish-migrate", "hook:drain");
+    ASSERT_STATE(RS_FINISH_MIGRATE, RS_PAUSED, RS_POSTMIGRATE, RS_FINISH_MIGRATE);
+    REFUSED(rs_vm_stop(vm, RS_WATCHDOG, &err), -EIO, NULL);
+    EXPECT("x-hold-added watchdog", "hook:drain");
+}
+
 static void test_cb_ret_ignored_on_start(void **state)
 {
     FIXTURE;
@@ -375,6 +416,8 @@ int main(void)
         TEST(test_extreme_priorities),
         TEST(test_prepare_phase_first),
         TEST(test_cb_ret_ored_on_stop),
+        TEST(test_cb_ret_failure_on_other_stops),
+        TEST(test_flush_failure_on_a_stopped_vm),
         TEST(test_cb_ret_ignored_on_start),
         TEST(test_cb_ret_failure_during_a_request),
         TEST(test_handler_removes_itself_and_a_later_one),

@@ -372,6 +372,12 @@ static void test_suspended_table_line_by_line(void **state)
     EXPECT_NOTHING();
     ASSERT_LIVE(RS_SUSPENDED);
 
+    /* S3 again while in S3: ignored (§10). */
+    OK(rs_request_suspend(vm));
+    PROCESS();
+    EXPECT_NOTHING();
+    ASSERT_LIVE(RS_SUSPENDED);
+
     /* system_wakeup in suspended: -> running, wakeup hook, WAKEUP; no
      * RESUME, no handlers.  The state changes in the main loop. */
     OK(rs_request_wakeup(vm, RS_WAKEUP_OTHER, &err));
@@ -853,6 +859,18 @@ static void test_reset_from_each_stopped_state(void **state)
     ASSERT_STATE(RS_PRELAUNCH, RS_PRELAUNCH);
 }
 
+static void test_reset_keeps_a_prelaunch_hold(void **state)
+{
+    FIXTURE;
+    /* Never started, stopped for another reason meanwhile. */
+    OK(rs_vm_stop(vm, RS_PAUSED, &err));
+    EXPECT("x-hold-added paused", "hook:drain");
+    OK(rs_request_reset(vm, RS_CAUSE_GUEST_RESET));
+    PROCESS();
+    EXPECT("hook:reset guest-reset", "RESET guest-reset", "x-hold-released paused");
+    ASSERT_STATE(RS_PRELAUNCH, RS_PRELAUNCH);
+}
+
 static void test_reset_releases_holds_in_acquisition_order(void **state)
 {
     FIXTURE;
@@ -1036,6 +1054,7 @@ int main(void)
         TEST(test_transient_holds_defer_everything),
         TEST(test_restore_vm_in_suspended_goes_back_to_suspended),
         TEST(test_reset_from_each_stopped_state),
+        TEST(test_reset_keeps_a_prelaunch_hold),
         TEST(test_reset_releases_holds_in_acquisition_order),
         TEST(test_reset_keeps_inmigrate_and_finish_migrate),
         TEST(test_reset_of_a_running_vm),
