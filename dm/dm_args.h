@@ -49,6 +49,8 @@ typedef struct dm_args {
     dm_dialect dialect;
     int domid;                       /* -1 until -d */
     const char *domain_name;
+    /* For dm_chardev_open; "none" (QEMU: no port there) is left to the
+     * caller, which then creates no UART for that slot. */
     const char *serial[DM_ARGS_MAX_SERIAL];
     unsigned nserial;
     const char *loadvm;              /* restore file, NULL for a fresh start */
