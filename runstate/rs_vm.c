@@ -86,7 +86,8 @@ void rs_log(rs_vm *vm, rs_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (vm && vm->log_fn && rs_on_main(vm)) {
+    /* Only the main loop may read log_fn: rs_set_log writes it there. */
+    if (vm && rs_on_main(vm) && vm->log_fn) {
         vm->log_fn(vm->log_opaque, level, msg);
         return;
     }

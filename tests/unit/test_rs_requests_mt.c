@@ -673,6 +673,46 @@ static void test_main_functions_from_another_thread(void **state)
     EXPECT("req:VMSTOP paused", "STOP paused", "hook:drain");
 }
 
+/* A refused call from another thread logs; meanwhile the main loop may
+ * change the log function.  The refusal must not read what the main loop
+ * writes (TSan checks this one). */
+typedef struct log_race {
+    rs_vm *vm;
+    pthread_barrier_t *go;
+    int eperm;
+} log_race;
+
+static void *log_race_thread(void *opaque)
+{
+    log_race *l = opaque;
+    pthread_barrier_wait(l->go);
+    for (int i = 0; i < 50; i++)
+        l->eperm += rs_cont(l->vm, NULL) == -EPERM;
+    return NULL;
+}
+
+static void quiet_log(void *opaque, rs_log_level level, const char *msg)
+{
+    (void)opaque, (void)level, (void)msg;
+}
+
+static void test_refusal_off_the_main_thread_while_the_log_changes(void **state)
+{
+    FIXTURE;
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    log_race l = { vm, &go, 0 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, log_race_thread, &l), 0);
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < 50; i++)
+        rs_set_log(vm, (i & 1) ? quiet_log : NULL, NULL);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(l.eperm, 50);
+    ASSERT_STATE(RS_PRELAUNCH, RS_PRELAUNCH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +728,7 @@ int main(void)
         TTEST(test_cont_takes_a_pending_stop_first),
         TTEST(test_notify_fd),
         TTEST(test_main_functions_from_another_thread),
+        TTEST(test_refusal_off_the_main_thread_while_the_log_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
