@@ -46,6 +46,12 @@ struct xsc {
     char error_pub[512];
     uint64_t error_seq;
 
+    /* Refusal log lines are rate-limited (the `error` node is not): a
+     * toolstack stuck in a loop must not flood the dm's log. */
+    int64_t log_window_ms;
+    unsigned log_in_window;
+    uint64_t log_suppressed;
+
     xsc_last_cmd last;
     int64_t next_sweep_ms;
     int fatal;                  /* sticky negative errno once fatal */
@@ -120,7 +126,19 @@ static void report(xsc *x, const char *source, const void *value, size_t len,
     x->error_seq++;
     snprintf(x->error_pub, sizeof(x->error_pub), "%llu %s \"%s\": %s",
              (unsigned long long)x->error_seq, source, shown, why);
-    xsc_logf(&x->log, RS_LOG_WARNING, "%s \"%s\" refused: %s", source, shown, why);
+    int64_t now = xsc_now_ms();
+    if (now - x->log_window_ms >= 1000) {
+        if (x->log_suppressed)
+            xsc_logf(&x->log, RS_LOG_WARNING, "%llu more refusals were not logged",
+                     (unsigned long long)x->log_suppressed);
+        x->log_window_ms = now;
+        x->log_in_window = 0;
+        x->log_suppressed = 0;
+    }
+    if (x->log_in_window++ < 20)
+        xsc_logf(&x->log, RS_LOG_WARNING, "%s \"%s\" refused: %s", source, shown, why);
+    else
+        x->log_suppressed++;
     x->st.errors_written++;
     put_str(x, x->paths.error, x->error_pub);
 }
