@@ -569,6 +569,63 @@ static void test_answer_while_paused(void **state)
     hv_domain_destroy(dom);
 }
 
+/* rep / data_is_ptr / df: the null handler fills the guest buffer with
+ * all-ones; a server sees the request unchanged (count, df, the guest
+ * address in data); an MMIO rep must fit the range over its whole extent,
+ * downwards too when df is set. */
+static void test_rep_and_df(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1);
+    struct hv_domain *d = hv_domain_get(dom);
+    uint64_t size;
+    uint8_t *ram = hv_domain_ram(d, &size);
+    ioreq_t r = pio(false, 0x7000, 2, 0x1000);
+    r.count = 8;
+    r.data_is_ptr = 1;
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 1);
+    for (unsigned int i = 0; i < 16; i++)
+        assert_int_equal(ram[0x1000 + i], 0xff);
+    assert_int_equal(ram[0x1000 + 16], 0);
+    /* df: the buffer runs downwards from data */
+    r = pio(false, 0x7000, 4, 0x2000);
+    r.count = 4;
+    r.df = 1;
+    r.data_is_ptr = 1;
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 1);
+    assert_int_equal(ram[0x2000 - 12], 0xff);
+    assert_int_equal(ram[0x2000 + 3], 0xff);
+    assert_int_equal(ram[0x2000 - 13], 0);
+    assert_int_equal(ram[0x2000 + 4], 0);
+
+    struct xsim_emu e;
+    assert_int_equal(xsim_emu_setup(&e, dom), 0);
+    ioreq_t got;
+    /* MMIO rep fully inside: forwarded as is */
+    r = (ioreq_t){ .type = IOREQ_TYPE_COPY, .addr = XSIM_EMU_MMIO + 0x100, .size = 4,
+                   .count = 16, .dir = IOREQ_WRITE, .data_is_ptr = 1, .data = 0x3000 };
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 0);
+    assert_int_equal(xsim_emu_take(&e, T, &got), 0);
+    assert_int_equal(got.count, 16);
+    assert_int_equal(got.data, 0x3000);
+    assert_int_equal(got.data_is_ptr, 1);
+    assert_int_equal(xsim_emu_answer(&e, 0, 0), 0);
+    assert_int_equal(hv_vcpu_io_wait(d, 0, &r, T), 0);
+    /* the same extent running below the range start (df) is not claimed */
+    r = (ioreq_t){ .type = IOREQ_TYPE_COPY, .addr = XSIM_EMU_MMIO + 8, .size = 4,
+                   .count = 16, .df = 1, .dir = IOREQ_WRITE, .data = 1 };
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 1);
+    /* nor one running past its end */
+    r = (ioreq_t){ .type = IOREQ_TYPE_COPY, .addr = XSIM_EMU_MMIO + 0x7f0, .size = 8,
+                   .count = 4, .dir = IOREQ_READ };
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 1);
+    assert_int_equal(r.data, ~0ull);
+    assert_int_equal(e.handled, 0);
+    xsim_emu_close(&e);
+    hv_domain_put(d);
+    hv_domain_destroy(dom);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_while_paused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rep_and_df, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
