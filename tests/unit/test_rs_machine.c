@@ -712,6 +712,21 @@ static void test_incoming_suspended_guest(void **state)
     ASSERT_LIVE(RS_RUNNING);
 }
 
+static void test_incoming_suspended_guest_with_S(void **state)
+{
+    FIXTURE;
+    rs_rec_handler(t, "a", 0);
+    OK(rs_hold_acquire(vm, RS_INMIGRATE, &err));
+    OK(rs_set_was_suspended(vm, true));
+    rs_rec_clear(t);
+    OK(rs_hold_release(vm, RS_INMIGRATE, &err));
+    EXPECT("x-hold-released inmigrate", "x-hold-released prelaunch", "x-hold-added paused");
+    ASSERT_STATE(RS_PAUSED, RS_PAUSED);
+    OK(rs_cont(vm, &err));
+    EXPECT("RESUME", "a(1,suspended)");
+    ASSERT_LIVE(RS_SUSPENDED);
+}
+
 static void test_internal_hold_errors(void **state)
 {
     FIXTURE;
@@ -757,6 +772,34 @@ static void test_traditional_save(void **state)
     /* The traditional continue. */
     OK(rs_cont(vm, &err));
     EXPECT("RESUME", "a(1,running)");
+    ASSERT_LIVE(RS_RUNNING);
+}
+
+static void test_traditional_save_of_a_guest_in_s3(void **state)
+{
+    FIXTURE;
+    rs_rec_handler(t, "a", 0);
+    rs_test_boot(t);
+    OK(rs_request_suspend(vm));
+    PROCESS();
+    rs_rec_clear(t);
+    OK(rs_hold_acquire(vm, RS_FINISH_MIGRATE, &err));
+    EXPECT("a(0,finish-migrate)", "STOP finish-migrate", "hook:drain");
+    assert_true(rs_was_suspended(vm));
+    OK(rs_vm_stop(vm, RS_POSTMIGRATE, &err));
+    EXPECT("x-hold-added postmigrate", "hook:drain");
+    /* postmigrate has no edge back to suspended: the residual is paused,
+     * postmigrate stays held (§4). */
+    OK(rs_hold_release(vm, RS_FINISH_MIGRATE, &err));
+    EXPECT("x-hold-released finish-migrate");
+    ASSERT_STATE(RS_PAUSED, RS_POSTMIGRATE);
+    /* The traditional continue goes back to S3, and the guest can wake. */
+    OK(rs_cont(vm, &err));
+    EXPECT("RESUME", "a(1,suspended)");
+    ASSERT_LIVE(RS_SUSPENDED);
+    OK(rs_request_wakeup(vm, RS_WAKEUP_OTHER, &err));
+    PROCESS();
+    EXPECT("hook:wakeup other", "WAKEUP other");
     ASSERT_LIVE(RS_RUNNING);
 }
 
@@ -1048,8 +1091,10 @@ int main(void)
         TEST(test_fatal_hold_cancels_remembered_cont),
         TEST(test_incoming_with_S_ends_paused),
         TEST(test_incoming_suspended_guest),
+        TEST(test_incoming_suspended_guest_with_S),
         TEST(test_internal_hold_errors),
         TEST(test_traditional_save),
+        TEST(test_traditional_save_of_a_guest_in_s3),
         TEST(test_failed_save_goes_back),
         TEST(test_transient_holds_defer_everything),
         TEST(test_restore_vm_in_suspended_goes_back_to_suspended),
