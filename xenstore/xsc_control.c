@@ -215,6 +215,14 @@ static void cmd_save(xsc *x)
     if (rc < 0) {
         snprintf(why, sizeof(why), "cannot stop the VM for the save: %s",
                  e.msg[0] ? e.msg : strerror(-rc));
+        /* A stop handler that failed leaves the hold taken (-EIO): give it
+         * back, or the VM would stay in finish-migrate for good. */
+        if (rs_get_holds(x->cfg.vm) & RS_HOLD_BIT(RS_FINISH_MIGRATE)) {
+            rs_err e4 = { 0 };
+            if (rs_hold_release(x->cfg.vm, RS_FINISH_MIGRATE, &e4) < 0)
+                xsc_logf(&x->log, RS_LOG_ERROR, "save: cannot release finish-migrate: %s",
+                         e4.msg);
+        }
         goto failed;
     }
     xsc_logf(&x->log, RS_LOG_INFO, "saving device state to %s", x->save_path);

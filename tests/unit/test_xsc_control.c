@@ -884,6 +884,31 @@ static void test_s3_save_continue_wakeup(void **state)
     assert_int_equal(s.commands_refused, 0);
 }
 
+static int failing_stop_handler(void *opaque, bool running, rs_state st)
+{
+    (void)opaque;
+    (void)st;
+    return running ? 0 : -EIO;
+}
+
+static void test_save_stop_handler_fails(void **state)
+{
+    tctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    write_old_file(t);
+    rs_handler *h = rs_handler_add_full(t->vm, NULL, NULL, failing_stop_handler, t, 0);
+    assert_non_null(h);
+    send_str(t, "save");
+    /* The device could not quiesce: no state written, no file, no ack, and
+     * the VM is not left in finish-migrate. */
+    assert_int_equal(t->saves, 0);
+    assert_false(file_exists(t->save_path));
+    expect_node_contains(t, t->p.error, "save failed, no file written: cannot stop the VM");
+    expect_node(t, t->p.state, "running");
+    expect_node(t, t->p.runstate, "running holds=");
+    assert_int_equal(rs_handler_del(t->vm, h), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -894,6 +919,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_ack, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_save_failure, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_save_unwritable, setup_ready, teardown),
+        cmocka_unit_test_setup_teardown(test_save_stop_handler_fails, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_logdirty, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_pci, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_burst, setup_ready, teardown),
