@@ -422,14 +422,22 @@ int dm_loop_iterate(dm_loop *loop, int timeout_ms)
         if (!re)
             continue;
         dm_watch *w = loop->pwatch[i];
+        if (re & POLLNVAL) {
+            /* Closed without dm_watch_remove: a bug in the owner.  Polling
+             * it again would spin, so the watch stops here. */
+            if (!w->dead)
+                dm_err("main loop: fd %d was closed while watched; no longer polled", w->fd);
+            w->want_read = w->want_write = false;
+            continue;
+        }
         /* An error or hangup goes to the reader, whose read() reports it;
          * without a reader, to the writer. */
-        if (!w->dead && w->want_read && (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+        if (!w->dead && w->want_read && (re & (POLLIN | POLLHUP | POLLERR))) {
             w->on_read(w->opaque, w->fd);
             ran++;
         }
         if (!w->dead && w->want_write &&
-            ((re & POLLOUT) || (!w->want_read && (re & (POLLHUP | POLLERR | POLLNVAL))))) {
+            ((re & POLLOUT) || (!w->want_read && (re & (POLLHUP | POLLERR))))) {
             w->on_write(w->opaque, w->fd);
             ran++;
         }

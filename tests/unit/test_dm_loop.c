@@ -314,6 +314,24 @@ static void test_event_from_thread(void **state)
     dm_loop_free(loop);
 }
 
+/* An fd closed behind the loop's back is reported once and dropped, not
+ * polled in a busy loop. */
+static void test_closed_fd_is_dropped(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+    ctx c = { 0 };
+    dm_loop *loop = dm_loop_new();
+    assert_non_null(dm_watch_add(loop, p[0], on_read_count, NULL, &c));
+    close(p[0]);
+    assert_int_equal(dm_loop_iterate(loop, 0), 0);
+    assert_int_equal(dm_loop_iterate(loop, 0), 0);
+    assert_int_equal(c.reads, 0);
+    dm_loop_free(loop);
+    close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_timer_cancel_and_free_in_callback),
         cmocka_unit_test(test_signals),
         cmocka_unit_test(test_event_from_thread),
+        cmocka_unit_test(test_closed_fd_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
