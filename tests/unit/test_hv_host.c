@@ -488,6 +488,36 @@ static void test_fault_close_conn(void **state)
     hv_domain_destroy(dom);
 }
 
+/* A client that sends requests and never reads the answers is dropped once
+ * its socket buffer is full; the control socket keeps serving the others. */
+static void test_client_not_reading(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1, true);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/%s", xsim_fixture_rundir(), HV_SOCKET_NAME);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    assert_true(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct hv_req q = { .magic = HV_PROTO_MAGIC, .op = HV_OP_NR_VCPUS, .domid = dom };
+    hv_log_quiet(true);
+    int rc = 0;
+    unsigned int sent;
+    for (sent = 0; sent < 1000000 && rc == 0; sent++)
+        rc = hv_proto_send(fd, &q, sizeof(q), NULL, 0);
+    hv_log_quiet(false);
+    assert_true(rc == -EPIPE || rc == -ECONNRESET);
+    close(fd);
+    xendevicemodel_handle *dm = xendevicemodel_open(NULL, 0);
+    unsigned int n = 0;
+    assert_int_equal(xendevicemodel_nr_vcpus(dm, dom, &n), 0);
+    assert_int_equal(n, 1);
+    xendevicemodel_close(dm);
+    hv_domain_destroy(dom);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_evtchn_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_under_emulator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_close_conn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_not_reading, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

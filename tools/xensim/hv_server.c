@@ -4,7 +4,8 @@
  * hv_proto.h).  One thread polls the listening socket and every connection;
  * each request is handled to completion (none blocks), so a slow client
  * cannot hold up the others beyond its own message.  Partial messages are
- * buffered per connection.
+ * buffered per connection; answers are sent without blocking, and a client
+ * whose socket buffer is full (it stopped reading) is disconnected.
  *
  * A connection remembers the domid it was restricted to
  * (xentoolcore_restrict_all on the library side); every request for another
@@ -512,13 +513,18 @@ static void serve(struct conn *c)
         for (unsigned int i = 0; i < nfds; i++)
             close(fds[i]);
     free(payload);
+    if (rc == -EAGAIN)
+        hv_log("connection %llu does not read its answers; closing",
+               (unsigned long long)c->id);
     if (rc)
         c->close = true;
 }
 
 static void accept_one(void)
 {
-    int fd = accept4(srv.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    /* Non-blocking: a client that stops reading its answers must not stall
+     * the thread every other client depends on (see serve()). */
+    int fd = accept4(srv.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
     struct conn *c = calloc(1, sizeof(*c));
