@@ -909,6 +909,39 @@ static void test_save_stop_handler_fails(void **state)
     assert_int_equal(rs_handler_del(t->vm, h), 0);
 }
 
+static void test_new_errors(void **state)
+{
+    tctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    xsc_config cfg;
+    char why[512];
+    xsc *x = (xsc *)1;
+    make_cfg(t, &cfg);
+    /* no daemon at the socket: a message naming it */
+    char nowhere[600];
+    snprintf(nowhere, sizeof(nowhere), "%s/no-such-socket", t->sim.rundir);
+    setenv("XENSTORED_PATH", nowhere, 1);
+    int rc = xsc_new(&cfg, &x, why, sizeof(why));
+    setenv("XENSTORED_PATH", t->sim.sock, 1);
+    assert_true(rc < 0);
+    assert_null(x);
+    assert_non_null(strstr(why, "cannot open xenstore"));
+    assert_non_null(strstr(why, "no-such-socket"));
+    /* bad arguments */
+    cfg.domid = 0x8000;
+    assert_int_equal(xsc_new(&cfg, &x, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "bad domain ids"));
+    make_cfg(t, &cfg);
+    cfg.vm = NULL;
+    assert_int_equal(xsc_new(&cfg, &x, why, sizeof(why)), -EINVAL);
+    make_cfg(t, &cfg);
+    cfg.save_path = "";
+    assert_int_equal(xsc_new(&cfg, &x, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "save file path"));
+    /* and nothing was written by the failed attempts */
+    expect_absent(t, t->p.runstate);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -925,6 +958,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_burst, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_command_before_ready, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_perms_refusal, setup_base, teardown),
+        cmocka_unit_test_setup_teardown(test_new_errors, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_dir_created_private, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_guest_cannot_write_command, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_disable_pf, setup_base, teardown),
