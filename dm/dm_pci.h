@@ -53,6 +53,13 @@ static inline uint32_t dm_pci_sbdf(unsigned seg, unsigned bus, unsigned slot, un
     return (seg & 0xffffu) << 16 | (bus & 0xffu) << 8 | (slot & 0x1fu) << 3 | (fn & 7u);
 }
 
+/* Xen's PCI_CONFIG ioreq: addr = SBDF << 32 | register. */
+static inline uint32_t dm_pci_ioreq_sbdf(uint64_t addr) { return (uint32_t)(addr >> 32); }
+static inline uint32_t dm_pci_ioreq_reg(uint64_t addr) { return (uint32_t)addr; }
+static inline unsigned dm_pci_sbdf_bus(uint32_t sbdf) { return (sbdf >> 8) & 0xff; }
+static inline unsigned dm_pci_sbdf_slot(uint32_t sbdf) { return (sbdf >> 3) & 0x1f; }
+static inline unsigned dm_pci_sbdf_fn(uint32_t sbdf) { return sbdf & 7; }
+
 typedef struct dm_pci_bus dm_pci_bus;
 typedef struct dm_pci_dev dm_pci_dev;
 
@@ -77,7 +84,9 @@ typedef struct dm_pci_dev_ops {
 
 /* BARs are registered in pio/mmio; irq may be NULL (no INTx). */
 dm_pci_bus *dm_pci_bus_new(dm_io_space *pio, dm_io_space *mmio, dm_irq *irq);
-/* Removes every function (their BAR ranges leave the io spaces). */
+/* Removes every function (their BAR ranges leave the io spaces, their
+ * state sections the registry).  Free the bus before the io spaces, the
+ * dm_irq and the state registry it uses. */
 void dm_pci_bus_free(dm_pci_bus *bus);
 
 /* ------------------------------------------------------------ listeners */

@@ -154,6 +154,23 @@ static void test_ids_and_unclaimed(void **state)
     assert_int_equal(cfg_read(1, 1, 0xfc, 4), 0);            /* last dword is fine */
 }
 
+/* What Xen makes of `outl 0xcf8, 0x80000800; inw 0xcfe` (reference
+ * xen-ioreq.md §1.2 step 7): PCI_CONFIG with addr = SBDF << 32 | reg. */
+static void test_xen_cf8_translation(void **state)
+{
+    (void)state;
+    add(1, 0, &(dm_pci_id){ .vendor = 0x8086, .device = 0x7000 });
+    uint32_t cf8 = 0x80000800, port = 0xcfe;
+    uint32_t sbdf = (cf8 >> 8) & 0xffff;            /* bus 0, devfn 8 */
+    uint64_t addr = (uint64_t)sbdf << 32 | ((cf8 & 0xfc) | (port & 3));
+    assert_int_equal(dm_pci_sbdf_bus(dm_pci_ioreq_sbdf(addr)), 0);
+    assert_int_equal(dm_pci_sbdf_slot(dm_pci_ioreq_sbdf(addr)), 1);
+    assert_int_equal(dm_pci_sbdf_fn(dm_pci_ioreq_sbdf(addr)), 0);
+    uint32_t v;
+    assert_int_equal(dm_pci_config_read(F.bus, dm_pci_ioreq_sbdf(addr), dm_pci_ioreq_reg(addr), 2, &v), 0);
+    assert_int_equal(v, 0x7000);
+}
+
 static void test_add_errors(void **state)
 {
     (void)state;
@@ -462,6 +479,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ids_and_unclaimed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_xen_cf8_translation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multifunction, setup, teardown),
