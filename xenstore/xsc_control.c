@@ -791,3 +791,18 @@ int xsc_publish_serial_tty(xsc *x, const char *pty_path)
                  strerror(-rc));
     return rc;
 }
+
+int xsc_publish_rtc_timeoffset(xsc *x, const char *uuid, long long offset)
+{
+    char path[XSC_PATH_LEN], val[24];
+
+    if (!x)
+        return -EINVAL;
+    int rc = xsc_path_rtc_timeoffset(path, sizeof(path), uuid);
+    if (rc < 0) {
+        xsc_logf(&x->log, RS_LOG_ERROR, "not writing the RTC offset: bad VM uuid");
+        return rc;
+    }
+    snprintf(val, sizeof(val), "%lld", offset);
+    return put_str(x, path, val);
+}

@@ -118,6 +118,12 @@ void xsc_get_stats(const xsc *x, xsc_stats *out);
  * owned by the dm's domain with read access for the guest.  0 or -errno. */
 int xsc_publish_serial_tty(xsc *x, const char *pty_path);
 
+/* Record the guest's RTC offset from host time (seconds, as Xen's
+ * IOREQ_TYPE_TIMEOFFSET reports it) at /vm/<uuid>/rtc/timeoffset, as
+ * qemu-traditional does, so it survives save/restore.  -EINVAL for a
+ * malformed uuid, -ENOTCONN while disconnected, or -errno. */
+int xsc_publish_rtc_timeoffset(xsc *x, const char *uuid, long long offset);
+
 /* ------------------------------------------------------------------ */
 /* The rule that keeps a command from running twice across a reconnect. */
 

@@ -833,6 +833,11 @@ static void test_serial_tty(void **state)
     assert_int_equal(perms[1].perms, XS_PERM_READ);
     free(perms);
     assert_int_equal(xsc_publish_serial_tty(t->x, ""), -EINVAL);
+    /* the RTC offset under /vm/<uuid> */
+    const char *uuid = "0a1b2c3d-0000-4000-8000-00112233aabb";
+    assert_int_equal(xsc_publish_rtc_timeoffset(t->x, uuid, -3600), 0);
+    expect_node(t, "/vm/0a1b2c3d-0000-4000-8000-00112233aabb/rtc/timeoffset", "-3600");
+    assert_int_equal(xsc_publish_rtc_timeoffset(t->x, "../../local", 1), -EINVAL);
 }
 
 static bool p_events_at_least(tctx *t, const void *arg)
