@@ -509,6 +509,9 @@ static void test_vmstop_commit_misuse(void **state)
     FAILS(rs_request_vmstop_commit(vm, RS_PAUSED), -EINVAL);
     FAILS(rs_request_vmstop_prepare(vm), 0);
     FAILS(rs_request_vmstop_commit(vm, RS_RUNNING), -EINVAL);
+    FAILS(rs_request_vmstop(vm, RS_PRELAUNCH), -EINVAL);        /* not a stop reason */
+    FAILS(rs_request_vmstop(vm, RS_FINISH_MIGRATE), -EINVAL);   /* internal */
+    FAILS(rs_request_vmstop(vm, RS_STATE__MAX), -EINVAL);
     FAILS(rs_request_vmstop_prepare(NULL), -EINVAL);
     FAILS(rs_request_vmstop_commit(NULL, RS_PAUSED), -EINVAL);
     assert_int_equal(post(vm, P_VMSTOP, RS_PAUSED), 0);
