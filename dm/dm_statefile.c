@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -318,6 +319,10 @@ int dm_state_save_mem(dm_state_reg *reg, uint8_t **out, size_t *len, char *err, 
     return 0;
 }
 
+/* A descriptor handed over by QMP may be non-blocking: wait for room, but
+ * not forever (the reader is the toolstack, copying concurrently). */
+#define WRITE_STALL_MS 30000
+
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -325,6 +330,13 @@ static int write_all(int fd, const uint8_t *p, size_t n)
         if (k < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN) {
+                struct pollfd pf = { .fd = fd, .events = POLLOUT };
+                int r = poll(&pf, 1, WRITE_STALL_MS);
+                if (r > 0)
+                    continue;
+                return r == 0 ? -ETIMEDOUT : -errno;
+            }
             return -errno;
         }
         if (k == 0)

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,6 +201,82 @@ static void test_round_trip_pipe(void **state)
     assert_int_equal(d.counter, b.counter);
     dm_state_reg_free(reg);
     dm_state_reg_free(reg2);
+}
+
+/* A blob section of BLOB_LEN bytes, to make a file larger than a pipe. */
+#define BLOB_LEN 100000
+
+static int blob_save(void *opaque, dm_state_wr *w)
+{
+    for (uint32_t i = 0; i < BLOB_LEN; i++)
+        dm_state_put_u8(w, (uint8_t)(i * 7));
+    return 0;
+}
+
+static int blob_validate(void *opaque, uint32_t version, dm_state_rd *r)
+{
+    for (uint32_t i = 0; i < BLOB_LEN; i++) {
+        uint8_t v = dm_state_get_u8(r, "blob");
+        if (!dm_state_check(r, v == (uint8_t)(i * 7), "blob", v, "differs"))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static void blob_load(void *opaque, uint32_t version, dm_state_rd *r)
+{
+    *(int *)opaque = 1;
+}
+
+static dm_state_reg *make_blob_reg(toy *a, int *loaded)
+{
+    dm_state_reg *reg = dm_state_reg_new();
+    assert_int_equal(dm_state_register(reg, "uart", 0, 1, toy_save, toy_validate, toy_load, a), 0);
+    assert_int_equal(dm_state_register(reg, "blob", 0, 1, blob_save, blob_validate, blob_load, loaded), 0);
+    return reg;
+}
+
+/* The toolstack's end of the pipe, reading slowly in small pieces. */
+static void *slow_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    static uint8_t buf[DM_STATE_MAX_SIZE + 1];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof(buf) && (k = read(fd, buf + len, 512)) > 0)
+        len += (size_t)k;
+    toy c = { 0 };
+    int loaded = 0;
+    dm_state_reg *reg = make_blob_reg(&c, &loaded);
+    char err[256];
+    int rc = dm_state_load_mem(reg, buf, len, err, sizeof(err));
+    dm_state_reg_free(reg);
+    return (void *)(intptr_t)(rc == 0 && loaded && c.counter == 0x01020304u * 11);
+}
+
+/* QMP may hand over a non-blocking fd: the writer waits for the reader
+ * instead of failing with EAGAIN. */
+static void test_nonblocking_fd(void **state)
+{
+    (void)state;
+    toy a;
+    toy_fill(&a, 11);
+    int loaded = 0;
+    dm_state_reg *reg = make_blob_reg(&a, &loaded);
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+    fcntl(p[1], F_SETPIPE_SZ, 4096);
+    assert_int_equal(fcntl(p[0], F_SETFL, 0), 0);         /* the reader blocks */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_reader, &p[0]), 0);
+    char err[256];
+    assert_int_equal(dm_state_save_fd(reg, p[1], err, sizeof(err)), 0);
+    close(p[1]);
+    void *ok;
+    pthread_join(th, &ok);
+    assert_true((intptr_t)ok == 1);
+    close(p[0]);
+    dm_state_reg_free(reg);
 }
 
 static void test_empty_and_foreign(void **state)
@@ -440,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_crc32_known_value),
         cmocka_unit_test(test_round_trip_path),
         cmocka_unit_test(test_round_trip_pipe),
+        cmocka_unit_test(test_nonblocking_fd),
         cmocka_unit_test(test_empty_and_foreign),
         cmocka_unit_test(test_format_version),
         cmocka_unit_test(test_every_truncation),
