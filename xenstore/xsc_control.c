@@ -169,6 +169,12 @@ static void event_sink(void *opaque, const rs_event *ev)
     xsc *x = opaque;
 
     publish_runstate(x);
+    /* qemu-xen: QEMU's run-state hook writes `running` on every start. */
+    if (x->cfg.dialect == XSC_DIALECT_QMP) {
+        if (ev->type == RS_EV_RESUME && x->ready)
+            write_state(x, "running", true);
+        return;
+    }
     /* A continue accepted while an internal hold kept the VM stopped is
      * acknowledged when the VM really starts. */
     if (ev->type == RS_EV_RESUME && x->owe_running) {
@@ -653,9 +659,15 @@ int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len)
         snprintf(why, why_len, "out of memory");
         goto fail;
     }
-    if ((rc = xsc_conn_watch(x->conn, x->paths.command, TOKEN_COMMAND)) < 0 ||
-        (rc = xsc_conn_watch(x->conn, x->paths.logdirty_cmd, TOKEN_LOGDIRTY)) < 0) {
+    if (cfg->dialect == XSC_DIALECT_TRADITIONAL &&
+        ((rc = xsc_conn_watch(x->conn, x->paths.command, TOKEN_COMMAND)) < 0 ||
+         (rc = xsc_conn_watch(x->conn, x->paths.logdirty_cmd, TOKEN_LOGDIRTY)) < 0)) {
         snprintf(why, why_len, "cannot register watches: %s", strerror(-rc));
+        goto fail;
+    }
+    if (cfg->dialect != XSC_DIALECT_TRADITIONAL && cfg->dialect != XSC_DIALECT_QMP) {
+        rc = -EINVAL;
+        snprintf(why, why_len, "unknown control dialect %d", (int)cfg->dialect);
         goto fail;
     }
     rc = xsc_conn_connect(x->conn, why, why_len);
@@ -700,6 +712,11 @@ int xsc_ready(xsc *x)
     if (!x)
         return -EINVAL;
     x->ready = true;
+    if (x->cfg.dialect == XSC_DIALECT_QMP) {
+        if (rs_is_live(x->cfg.vm))
+            write_state(x, "running", true);
+        return x->fatal;
+    }
     write_state(x, "running", true);
     /* A command written before we were ready is acted on now, like the
      * first watch event qemu-traditional processes when its loop starts. */
@@ -754,7 +771,7 @@ int xsc_handle_timeout(xsc *x)
     int64_t now = xsc_now_ms();
     if (xsc_conn_is_up(x->conn) && now >= x->next_sweep_ms) {
         x->next_sweep_ms = now + x->cfg.sweep_ms;
-        if (x->ready) {
+        if (x->ready && x->cfg.dialect == XSC_DIALECT_TRADITIONAL) {
             /* Re-reading is the liveness probe, and it catches an event
              * the daemon dropped. */
             process_command(x, false);

@@ -51,7 +51,20 @@ typedef struct xsc_ops {
     void *opaque;
 } xsc_ops;
 
+/* Which toolstack protocol the dm speaks (DESIGN.md "Control dialects"). */
+typedef enum xsc_dialect {
+    /* libxl <= 4.20 with qemu-traditional: commands from `command`,
+     * `running` at ready and after continue/retry, `paused` as save ack. */
+    XSC_DIALECT_TRADITIONAL = 0,
+    /* qemu-xen: commands come over QMP; xenstore only carries `state` =
+     * `running` on every start (QEMU's run-state hook), plus `runstate`
+     * and `error`.  `command` and `logdirty` are not watched.  Not for a
+     * restricted dm (-xen-domid-restrict): it has no xenstore at all. */
+    XSC_DIALECT_QMP,
+} xsc_dialect;
+
 typedef struct xsc_config {
+    xsc_dialect dialect;
     unsigned dm_domid;         /* domain the dm runs in (0, or a stub domain) */
     unsigned domid;            /* the guest */
     rs_vm *vm;                 /* required; owned by the caller */
@@ -85,9 +98,11 @@ typedef struct xsc xsc;
 int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len);
 void xsc_free(xsc *x);
 
-/* The dm is truly ready (machine built, -loadvm fully loaded): write
- * `state` = `running` and start taking commands (the current `command`
- * value, if any, is acted on now).  0 or a negative errno. */
+/* The dm is truly ready (machine built, -loadvm / -incoming fully loaded):
+ * traditional: write `state` = `running` and start taking commands (the
+ * current `command` value, if any, is acted on now); qemu-xen: write
+ * `running` if the VM is live (not with -S), and from now on at every
+ * start.  0 or a negative errno. */
 int xsc_ready(xsc *x);
 
 int xsc_fd(const xsc *x);

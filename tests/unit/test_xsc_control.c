@@ -947,6 +947,52 @@ static void test_new_errors(void **state)
     expect_absent(t, t->p.runstate);
 }
 
+static void test_qmp_dialect(void **state)
+{
+    tctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    /* A dm started with -S: prelaunch, nothing written until `cont`. */
+    rs_vm *vm = rs_vm_new();
+    assert_non_null(vm);
+    rs_set_log(vm, quiet_log, NULL);
+    xsc_config cfg;
+    char why[512];
+    make_cfg(t, &cfg);
+    cfg.vm = vm;
+    cfg.dialect = XSC_DIALECT_QMP;
+    xsc *x;
+    assert_int_equal(xsc_new(&cfg, &x, why, sizeof(why)), 0);
+    assert_int_equal(xsc_ready(x), 0);
+    expect_absent(t, t->p.state);
+    expect_node(t, t->p.runstate, "prelaunch holds=prelaunch");
+    rs_err e;
+    assert_int_equal(rs_cont(vm, &e), 0);          /* QMP cont */
+    expect_node(t, t->p.state, "running");
+    /* QEMU writes `running` on every start, never `paused` */
+    assert_int_equal(rs_vm_stop(vm, RS_PAUSED, &e), 0);
+    assert_true(ts_write(t->ts, t->p.state, "libxl"));
+    expect_node(t, t->p.runstate, "paused holds=paused");
+    expect_node(t, t->p.state, "libxl");
+    assert_int_equal(rs_cont(vm, &e), 0);
+    expect_node(t, t->p.state, "running");
+    /* `command` is not part of this dialect: not read, not deleted */
+    assert_true(ts_write(t->ts, t->p.command, "stop"));
+    assert_int_equal(xsc_handle_readable(x), 0);
+    assert_int_equal(xsc_handle_timeout(x), 0);
+    expect_node(t, t->p.command, "stop");
+    assert_int_equal(rs_get_state(vm), RS_RUNNING);
+    xsc_stats st;
+    xsc_get_stats(x, &st);
+    assert_int_equal(st.commands_read, 0);
+    xsc_free(x);
+    rs_vm_free(vm);
+    /* an unknown dialect is refused */
+    make_cfg(t, &cfg);
+    cfg.dialect = (xsc_dialect)7;
+    assert_int_equal(xsc_new(&cfg, &x, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "dialect"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -964,6 +1010,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_command_before_ready, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_perms_refusal, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, setup_base, teardown),
+        cmocka_unit_test_setup_teardown(test_qmp_dialect, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_dir_created_private, setup_base, teardown),
         cmocka_unit_test_setup_teardown(test_guest_cannot_write_command, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_disable_pf, setup_base, teardown),
