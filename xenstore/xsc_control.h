@@ -1,5 +1,6 @@
 /*
- * xsc_control: the traditional (xenstore) control dialect of rsdm.
+ * xsc_control: the traditional (xenstore) control dialect of rsdm, and the
+ * small xenstore footprint of the qemu-xen dialect (XSC_DIALECT_QMP).
  *
  * Under /local/domain/<dm_domid>/device-model/<domid>/ (docs/protocol.md
  * describes every node and value):
