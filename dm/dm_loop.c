@@ -56,7 +56,7 @@ struct dm_loop {
     int status;
     struct pollfd *pfds;          /* scratch, sized like watches */
     dm_watch **pwatch;            /* pfds[i] belongs to pwatch[i] */
-    size_t cappfds;
+    size_t cappfds, cappwatch;
     /* signals */
     int sigfd;
     dm_watch *sigw;
@@ -391,13 +391,10 @@ void dm_event_free(dm_event *ev)
 int dm_loop_iterate(dm_loop *loop, int timeout_ms)
 {
     collect(loop);
-    if (grow((void **)&loop->pfds, &loop->cappfds, loop->nwatches + 1, sizeof(struct pollfd)) < 0)
+    /* pfds and pwatch grow together; capwatch is pwatch's capacity. */
+    if (grow((void **)&loop->pfds, &loop->cappfds, loop->nwatches + 1, sizeof(struct pollfd)) < 0 ||
+        grow((void **)&loop->pwatch, &loop->cappwatch, loop->cappfds, sizeof(dm_watch *)) < 0)
         return -ENOMEM;
-    /* pwatch is sized with pfds: allocate it to the same capacity. */
-    dm_watch **pw = realloc(loop->pwatch, loop->cappfds * sizeof(dm_watch *));
-    if (!pw)
-        return -ENOMEM;
-    loop->pwatch = pw;
 
     nfds_t n = 0;
     for (size_t i = 0; i < loop->nwatches; i++) {
