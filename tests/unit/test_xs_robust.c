@@ -524,6 +524,83 @@ static void test_guest_quotas(void **state)
     xs_close(h);
 }
 
+/* Many clients at once, all served by the one poll loop: each sends its
+ * request before any reply is read. */
+static void test_many_clients(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static int fds[N];
+    char msg[64];
+    for (int i = 0; i < N; i++)
+        fds[i] = raw_connect();
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(msg, sizeof(msg), "/crowd/c%d%cv%d", i, '\0', i);
+        send_msg(fds[i], XS_WRITE, (uint32_t)i, 0, msg, (size_t)n);
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        struct reply r;
+        recv_reply(fds[i], &r);
+        assert_int_equal(r.type, XS_WRITE);
+        assert_int_equal(r.req_id, (uint32_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(msg, sizeof(msg), "/crowd/c%d", (N - 1) - i);
+        send_msg(fds[i], XS_READ, 1, 0, msg, (size_t)n + 1);
+        struct reply r;
+        recv_reply(fds[i], &r);
+        assert_int_equal(r.type, XS_READ);
+        char want[16];
+        snprintf(want, sizeof(want), "v%d", (N - 1) - i);
+        assert_int_equal(r.len, strlen(want));
+        assert_memory_equal(r.body, want, r.len);
+        close(fds[i]);
+    }
+}
+
+/* A domain may hold a bounded number of connections; others are unaffected. */
+static void test_domain_connection_cap(void **state)
+{
+    (void)state;
+    setenv("XENSTORED_PATH", daemon_.sock, 1);
+    struct xs_handle *h = xs_open(0);
+    assert_true(xs_introduce_domain(h, 33, 1, 1));
+    char sock[400];
+    xs_testd_domain_sock(&daemon_, 33, sock, sizeof(sock));
+    enum { N = 70 };
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = raw_connect_to(sock);
+    int served = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        /* A refused connection may already be closed: the send can fail. */
+        char req[sizeof(struct xsd_sockmsg) + 6];
+        struct xsd_sockmsg rh = { XS_READ, 1, 0, 6 };
+        memcpy(req, &rh, sizeof(rh));
+        memcpy(req + sizeof(rh), "domid", 6);
+        if (send(fds[i], req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
+            refused++;
+            continue;
+        }
+        struct xsd_sockmsg hd;
+        size_t got = read_full(fds[i], &hd, sizeof(hd), 5000);
+        if (got == sizeof(hd)) {
+            char body[16];
+            assert_int_equal(read_full(fds[i], body, hd.len, 5000), hd.len);
+            served++;
+        } else {
+            refused++;
+        }
+    }
+    assert_int_equal(served, 64);
+    assert_int_equal(refused, N - 64);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    assert_true(xs_release_domain(h, 33));
+    xs_close(h);
+    assert_daemon_serves();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +614,8 @@ int main(void)
         cmocka_unit_test(test_transaction_storm_concurrent),
         cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_guest_quotas),
+        cmocka_unit_test(test_many_clients),
+        cmocka_unit_test(test_domain_connection_cap),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

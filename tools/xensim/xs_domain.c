@@ -62,6 +62,18 @@ static void domain_accept(struct xsim_loop *loop, int fd, short revents, void *a
             xsim_warn("xenstored: accept on %s: %s", d->sock_path, strerror(errno));
         return;
     }
+    /* Quotas are per connection; capping a domain's connections keeps
+     * its total bounded too (Xen's domain has exactly one ring). */
+    unsigned n = 0;
+    for (struct xs_conn *c = srv->conns; c; c = c->next)
+        if (c->dom == d && !c->dead)
+            n++;
+    if (n >= XS_DOMAIN_MAX_CONNS) {
+        xsim_warn("xenstored: domain %u already has %u connections; refusing another",
+                  d->domid, n);
+        close(cfd);
+        return;
+    }
     struct xs_caller c = xs_server_caller_for(srv, d->domid);
     if (!xs_conn_new(srv, cfd, &c, d))
         close(cfd);

@@ -73,6 +73,9 @@ struct xs_conn {
     short polled;                /* events currently registered in the loop */
 };
 
+/* Connections one domain may hold on its socket. */
+#define XS_DOMAIN_MAX_CONNS 64
+
 struct xs_domain {
     struct xs_domain *next;
     struct xs_server *srv;
