@@ -524,6 +524,46 @@ static void test_guest_quotas(void **state)
     xs_close(h);
 }
 
+/* A client pipelining far more replies than the socket holds: the daemon
+ * stops reading it while its replies pile up, and resumes as it reads. */
+static void test_pipelined_backpressure(void **state)
+{
+    (void)state;
+    int fd = raw_connect();
+    char big[4000];
+    memset(big, 'q', sizeof(big));
+    memcpy(big, "/pipe/big", 10);
+    send_msg(fd, XS_WRITE, 0, 0, big, sizeof(big));
+    struct reply r;
+    recv_reply(fd, &r);
+    assert_int_equal(r.type, XS_WRITE);
+    enum { N = 3000 };   /* ~12 MB of replies */
+    /* Send from a child so this process can read at the same time. */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (uint32_t i = 0; i < N; i++) {
+            struct xsd_sockmsg h = { XS_READ, i, 0, 10 };
+            if (send(fd, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h) ||
+                send(fd, "/pipe/big", 10, MSG_NOSIGNAL) != 10)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        recv_reply(fd, &r);
+        assert_int_equal(r.type, XS_READ);
+        assert_int_equal(r.req_id, i);
+        assert_int_equal(r.len, sizeof(big) - 10);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(fd);
+    assert_daemon_serves();
+}
+
 /* Many clients at once, all served by the one poll loop: each sends its
  * request before any reply is read. */
 static void test_many_clients(void **state)
@@ -614,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_transaction_storm_concurrent),
         cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_guest_quotas),
+        cmocka_unit_test(test_pipelined_backpressure),
         cmocka_unit_test(test_many_clients),
         cmocka_unit_test(test_domain_connection_cap),
     };

@@ -337,6 +337,10 @@ static void conn_io(struct xsim_loop *loop, int fd, short revents, void *arg)
         xs_conn_kill(c, "hang-up");
     }
     xs_server_flush(srv);
+    /* Also when nothing new was queued: a drained queue must drop POLLOUT
+     * (or poll spins) and restore POLLIN (or the client hangs). */
+    if (!c->dead)
+        update_poll(c);
     xs_server_reap(srv);
 }
 
