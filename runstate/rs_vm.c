@@ -81,19 +81,23 @@ void rs_set_hooks(rs_vm *vm, const rs_hooks *hooks)
 
 void rs_log(rs_vm *vm, rs_log_level level, const char *fmt, ...)
 {
+    /* Only the main loop may read log_fn: rs_set_log writes it there. */
+    rs_log_fn fn = vm && rs_on_main(vm) ? vm->log_fn : NULL;
+    /* Every display change logs at debug level: format only when someone
+     * reads it (formatting was most of a stop+start cycle's fixed cost). */
+    if (!fn && level > RS_LOG_WARNING)
+        return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* Only the main loop may read log_fn: rs_set_log writes it there. */
-    if (vm && rs_on_main(vm) && vm->log_fn) {
-        vm->log_fn(vm->log_opaque, level, msg);
+    if (fn) {
+        fn(vm->log_opaque, level, msg);
         return;
     }
     static const char *const lv[] = { "error", "warning", "info", "debug" };
-    if (level <= RS_LOG_WARNING)
-        fprintf(stderr, "runstate: %s: %s\n", lv[level], msg);
+    fprintf(stderr, "runstate: %s: %s\n", lv[level], msg);
 }
 
 void rs_seterr(rs_err *err, int code, const char *fmt, ...)
