@@ -41,7 +41,10 @@ dm_irq *dm_irq_new(const dm_irq_backend *be, void *opaque);
 void dm_irq_free(dm_irq *irq);
 
 /* Opens/closes the gate from librunstate: a change-state handler at
- * `priority`, and the gate set from rs_is_live(vm) now.  [main] */
+ * `priority`, and the gate set from rs_is_live(vm) now.  The priority
+ * relative to the devices' handlers does not matter for correctness: a
+ * device that raises its line from its own start handler before the gate
+ * opened is delivered when the gate opens in the same pass.  [main] */
 int dm_irq_attach_runstate(dm_irq *irq, rs_vm *vm, int priority);
 /* Opens/closes the gate directly (what the handler calls). */
 void dm_irq_set_gate(dm_irq *irq, bool open);
