@@ -382,9 +382,14 @@ static int take_command(xsc *x, char **out, unsigned *len, bool *rm_confirmed)
         if (!xs_rm(xs, t, x->paths.command)) {
             int err = errno;
             xs_transaction_end(xs, t, true);
+            if (xsc_conn_failed(x->conn, "delete command", err)) {
+                /* Read, deletion unknown: acted on now, and recognised as
+                 * already handled if the value is still there after the
+                 * reconnect (xsc_cmd_is_replay). */
+                *out = v;
+                return 1;
+            }
             free(v);
-            if (xsc_conn_failed(x->conn, "delete command", err))
-                return -ENOTCONN;
             break;                       /* try the plain path */
         }
         if (xs_transaction_end(xs, t, false)) {
@@ -393,11 +398,16 @@ static int take_command(xsc *x, char **out, unsigned *len, bool *rm_confirmed)
             return 1;
         }
         int err = errno;
-        free(v);
-        if (err == EAGAIN)
+        if (err == EAGAIN) {
+            free(v);
             continue;                    /* someone wrote meanwhile: re-read */
-        if (xsc_conn_failed(x->conn, "commit", err))
-            return -ENOTCONN;
+        }
+        if (xsc_conn_failed(x->conn, "commit", err)) {
+            /* The commit may or may not have happened: as above. */
+            *out = v;
+            return 1;
+        }
+        free(v);
         break;
     }
     if (!xs)
