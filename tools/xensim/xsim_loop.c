@@ -50,6 +50,8 @@ struct xsim_loop {
     uint64_t next_timer_id;
     int wake_fd;
     atomic_int stop;
+    atomic_int running;       /* inside xsim_loop_run() */
+    pthread_t owner;          /* its thread, valid while running */
 };
 
 uint64_t xsim_now_ms(void)
@@ -73,6 +75,7 @@ struct xsim_loop *xsim_loop_new(void)
         return NULL;
     }
     atomic_init(&loop->stop, 0);
+    atomic_init(&loop->running, 0);
     loop->next_timer_id = 1;
     pthread_mutex_init(&loop->post_lock, NULL);
     loop->posted_tail = &loop->posted;
@@ -225,6 +228,11 @@ static void run_sync_call(struct xsim_loop *loop, void *arg)
 
 int xsim_loop_call(struct xsim_loop *loop, xsim_call_fn *fn, void *arg)
 {
+    /* From the loop's own thread: waiting would deadlock; just run it. */
+    if (atomic_load(&loop->running) && pthread_equal(loop->owner, pthread_self())) {
+        fn(loop, arg);
+        return 0;
+    }
     struct sync_call sc = { .fn = fn, .arg = arg };
     pthread_mutex_init(&sc.lock, NULL);
     pthread_cond_init(&sc.cond, NULL);
@@ -340,10 +348,15 @@ int xsim_loop_run_once(struct xsim_loop *loop, int timeout_ms)
 
 int xsim_loop_run(struct xsim_loop *loop)
 {
+    loop->owner = pthread_self();
+    atomic_store(&loop->running, 1);
+    int r = 0;
     while (!atomic_load(&loop->stop)) {
-        int r = xsim_loop_run_once(loop, -1);
+        r = xsim_loop_run_once(loop, -1);
         if (r < 0)
-            return r;
+            break;
+        r = 0;
     }
-    return 0;
+    atomic_store(&loop->running, 0);
+    return r;
 }

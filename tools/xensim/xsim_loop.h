@@ -47,8 +47,8 @@ void xsim_loop_stop(struct xsim_loop *loop);
  * 0 or -ENOMEM. */
 typedef void xsim_call_fn(struct xsim_loop *loop, void *arg);
 int xsim_loop_post(struct xsim_loop *loop, xsim_call_fn *fn, void *arg);
-/* Like post, but waits until fn has run (must not be called from the
- * loop's own thread, nor while the loop is not running). */
+/* Like post, but waits until fn has run.  From the loop's own thread fn
+ * runs at once; from another thread the loop must be running. */
 int xsim_loop_call(struct xsim_loop *loop, xsim_call_fn *fn, void *arg);
 int xsim_loop_stopping(struct xsim_loop *loop);
 
