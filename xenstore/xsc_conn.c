@@ -222,16 +222,25 @@ static void mark_lost(xsc_conn *c, const char *what, int err)
     c->next_attempt_ms = c->lost_since_ms;
 }
 
+/* A cheap round trip: 0, or the errno it failed with. */
+static int probe_errno(xsc_conn *c)
+{
+    char *home = xs_get_domain_path(c->xs, 0);
+    if (!home)
+        return errno ? errno : EIO;
+    free(home);
+    return 0;
+}
+
 int xsc_conn_probe(xsc_conn *c)
 {
     if (!c->xs)
         return -ENOTCONN;
-    char *home = xs_get_domain_path(c->xs, 0);
-    if (!home) {
-        mark_lost(c, "probe", errno);
+    int err = probe_errno(c);
+    if (err) {
+        mark_lost(c, "probe", err);
         return -ENOTCONN;
     }
-    free(home);
     return 0;
 }
 
@@ -248,8 +257,10 @@ bool xsc_conn_failed(xsc_conn *c, const char *what, int err)
     default:
         break;
     }
-    (void)what;
-    return xsc_conn_probe(c) < 0;
+    if (probe_errno(c) == 0)
+        return false;
+    mark_lost(c, what, err);     /* name the request that noticed it */
+    return true;
 }
 
 int xsc_conn_next_event(xsc_conn *c, char ***vec)
