@@ -1,0 +1,442 @@
+/*
+ * Assembling rsdm for one guest.  Start-up follows Xen's order: open the
+ * libraries, create the ioreq server and map its pages, build the devices
+ * (which register their ranges with the server through the I/O space
+ * listeners), load a saved state if asked, enable the server and bind the
+ * event channels, and only then tell the toolstack `running`.  Teardown is
+ * the exact reverse, from any step.
+ */
+#include "dm_xen.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev_uart.h"
+#include "dm_chardev.h"
+#include "dm_guestmem.h"
+#include "dm_io.h"
+#include "dm_ioreq.h"
+#include "dm_irq.h"
+#include "dm_log.h"
+#include "dm_loop.h"
+#include "dm_machine.h"
+#include "dm_pci.h"
+#include "dm_statefile.h"
+#include "runstate.h"
+#include "xsc_control.h"
+#include "xsc_disks.h"
+
+#define IOREQ_SCAN_NS (100 * 1000 * 1000)   /* a lost notification costs at most this */
+
+/* Stop reasons that are the dm's own: while one is held and the dm is not
+ * restricted, it keeps one pause reference on the domain so the guest's
+ * vCPUs freeze as under KVM (DESIGN "Stopping a guest on Xen"). */
+#define OWN_STOP_REASONS                                                                     \
+    (RS_HOLD_BIT(RS_IO_ERROR) | RS_HOLD_BIT(RS_WATCHDOG) | RS_HOLD_BIT(RS_GUEST_PANICKED) |  \
+     RS_HOLD_BIT(RS_PAUSED) | RS_HOLD_BIT(RS_DEBUG))
+
+struct dm_machine {
+    dm_args args;
+    dm_loop *loop;
+    rs_vm *vm;
+    dm_xen xen;
+    bool xen_open;
+    dm_guestmem *gm;
+    dm_ioreq *ioreq;
+    dm_io_space *pio, *mmio;
+    dm_pci_bus *pci;
+    dm_irq *irq;
+    dm_state_reg *state;
+    dm_chardev *chr[DM_ARGS_MAX_SERIAL];
+    uart *uarts[DM_ARGS_MAX_SERIAL];
+    xsc *xsc;
+    dm_watch *w_ioreq, *w_requests, *w_xsc;
+    dm_timer *t_scan, *t_xsc;
+    bool pause_ref;
+    int exit_status;
+};
+
+/* ------------------------------------------------------------ Xen glue */
+
+static int ioreq_map_listener(void *opaque, dm_io_kind kind, bool added, uint64_t base,
+                              uint64_t len, const char *name)
+{
+    dm_machine *m = opaque;
+    bool mmio = kind == DM_IO_MMIO;
+    (void)name;
+    return added ? dm_ioreq_map_range(m->ioreq, mmio, base, base + len - 1)
+                 : dm_ioreq_unmap_range(m->ioreq, mmio, base, base + len - 1);
+}
+
+static int ioreq_pci_listener(void *opaque, uint32_t sbdf, bool added, const char *name)
+{
+    dm_machine *m = opaque;
+    (void)name;
+    uint8_t bus = (uint8_t)(sbdf >> 8), dev = (uint8_t)((sbdf >> 3) & 0x1f), fn = sbdf & 7;
+    return added ? dm_ioreq_map_pcidev(m->ioreq, bus, dev, fn)
+                 : dm_ioreq_unmap_pcidev(m->ioreq, bus, dev, fn);
+}
+
+static int dispatch_pio(void *opaque, uint64_t port, unsigned size, bool write, uint64_t *data)
+{
+    dm_machine *m = opaque;
+    return write ? dm_io_write(m->pio, port, size, *data) : dm_io_read(m->pio, port, size, data);
+}
+
+static int dispatch_mmio(void *opaque, uint64_t addr, unsigned size, bool write, uint64_t *data)
+{
+    dm_machine *m = opaque;
+    return write ? dm_io_write(m->mmio, addr, size, *data) : dm_io_read(m->mmio, addr, size, data);
+}
+
+static int dispatch_pci(void *opaque, uint32_t sbdf, uint32_t reg, unsigned size, bool write,
+                        uint64_t *data)
+{
+    dm_machine *m = opaque;
+    if (write)
+        return dm_pci_config_write(m->pci, sbdf, reg, size, (uint32_t)*data);
+    uint32_t v = 0;
+    int r = dm_pci_config_read(m->pci, sbdf, reg, size, &v);
+    *data = v;
+    return r;
+}
+
+static const dm_ioreq_ops ioreq_ops = {
+    .pio = dispatch_pio,
+    .mmio = dispatch_mmio,
+    .pci_config = dispatch_pci,
+};
+
+static int xen_isa_level(void *opaque, unsigned irq, bool level)
+{
+    dm_machine *m = opaque;
+    return xendevicemodel_set_isa_irq_level(m->xen.dmod, m->xen.domid, (uint8_t)irq, level) < 0
+               ? -errno
+               : 0;
+}
+
+static int xen_intx_level(void *opaque, unsigned slot, unsigned intx, bool level)
+{
+    dm_machine *m = opaque;
+    return xendevicemodel_set_pci_intx_level(m->xen.dmod, m->xen.domid, 0, 0, (uint8_t)slot,
+                                             (uint8_t)intx, level) < 0
+               ? -errno
+               : 0;
+}
+
+static const dm_irq_backend irq_backend = { xen_isa_level, xen_intx_level };
+
+/* ------------------------------------------------------- run-state glue */
+
+/* Keeps exactly one domain pause reference while an own stop reason holds
+ * the VM; recomputed after every event, so no hold change is missed. */
+static void pause_ref_sink(void *opaque, const rs_event *ev)
+{
+    dm_machine *m = opaque;
+    bool want = (ev->holds & OWN_STOP_REASONS) != 0 && m->xen.xch && !m->xen.restricted;
+    if (want == m->pause_ref)
+        return;
+    int r = want ? xc_domain_pause(m->xen.xch, m->xen.domid)
+                 : xc_domain_unpause(m->xen.xch, m->xen.domid);
+    if (r < 0) {
+        dm_warn("%s the domain failed: %s", want ? "pausing" : "unpausing", strerror(errno));
+        return;
+    }
+    m->pause_ref = want;
+    dm_debug("domain pause reference %s", want ? "taken" : "released");
+}
+
+static void log_from_runstate(void *opaque, rs_log_level level, const char *msg)
+{
+    (void)opaque;
+    dm_log((dm_log_level)level, "%s", msg);
+}
+
+/* A guest or host reset on Xen is the toolstack's job: tell Xen and let it
+ * rebuild the domain (reference qemu-runstate.md §7.3). */
+static void reset_hook(void *opaque, rs_cause cause)
+{
+    dm_machine *m = opaque;
+    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET)
+        return;
+    dm_info("reset (%s): asking Xen to reboot the domain", rs_cause_name(cause));
+    if (xendevicemodel_shutdown(m->xen.dmod, m->xen.domid, SHUTDOWN_reboot) < 0)
+        dm_err("xendevicemodel_shutdown(reboot) failed: %s", strerror(errno));
+}
+
+/* ------------------------------------------------------------ loop glue */
+
+static void on_ioreq(void *opaque, int fd)
+{
+    dm_machine *m = opaque;
+    (void)fd;
+    if (dm_ioreq_handle(m->ioreq) < 0) {
+        dm_err("the ioreq channel failed; stopping");
+        dm_loop_stop(m->loop, 1);
+    }
+}
+
+static void on_scan(void *opaque)
+{
+    dm_machine *m = opaque;
+    int r = dm_ioreq_scan(m->ioreq);
+    if (r > 0)
+        dm_warn("%d request(s) answered without a notification", r);
+}
+
+static void on_requests(void *opaque, int fd)
+{
+    dm_machine *m = opaque;
+    (void)fd;
+    int status = 0;
+    if (rs_process_requests(m->vm, &status) == 1) {
+        dm_info("shutting down (exit status %d)", status);
+        dm_loop_stop(m->loop, status);
+    }
+}
+
+static void xsc_rearm(dm_machine *m);
+
+static void on_xsc(void *opaque, int fd)
+{
+    dm_machine *m = opaque;
+    (void)fd;
+    if (xsc_handle_readable(m->xsc) < 0) {
+        dm_err("xenstore control failed; stopping");
+        dm_loop_stop(m->loop, 1);
+    }
+}
+
+static void on_xsc_timer(void *opaque)
+{
+    dm_machine *m = opaque;
+    if (xsc_handle_timeout(m->xsc) < 0) {
+        dm_err("xenstore is gone or unsafe; stopping");
+        dm_loop_stop(m->loop, 1);
+        return;
+    }
+    xsc_rearm(m);
+}
+
+static void xsc_fd_changed(void *opaque, int fd)
+{
+    dm_machine *m = opaque;
+    if (m->w_xsc)
+        dm_watch_remove(m->w_xsc);
+    m->w_xsc = fd >= 0 ? dm_watch_add(m->loop, fd, on_xsc, NULL, m) : NULL;
+}
+
+static void xsc_rearm(dm_machine *m)
+{
+    dm_timer_arm(m->t_xsc, (int64_t)xsc_timeout_ms(m->xsc) * 1000000, 0);
+}
+
+static void on_signal(void *opaque, int signo)
+{
+    dm_machine *m = opaque;
+    dm_info("terminating on signal %d", signo);
+    dm_loop_stop(m->loop, 0);
+}
+
+static int save_state(void *opaque, int fd, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    return dm_state_save_fd(m->state, fd, why, why_len);
+}
+
+static int set_logdirty(void *opaque, bool enable, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    (void)why; (void)why_len;
+    dm_guestmem_set_logdirty(m->gm, enable);
+    return 0;
+}
+
+/* -------------------------------------------------------------- start-up */
+
+#define STEP(name, expr)                                                                   \
+    do {                                                                                   \
+        int r_ = (expr);                                                                   \
+        if (r_ < 0) {                                                                      \
+            dm_err("domain %d: start-up failed at '%s': %s", args->domid, name,            \
+                   why[0] ? why : strerror(-r_));                                          \
+            dm_machine_stop(m);                                                            \
+            return r_;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+static int nonnull(const void *p)
+{
+    return p ? 0 : (errno ? -errno : -ENOMEM);
+}
+
+static int open_serials(dm_machine *m, char *why, size_t len)
+{
+    for (unsigned i = 0; i < m->args.nserial && i < 1; i++) {
+        if (strcmp(m->args.serial[i], "none") == 0)
+            continue;
+        int r = dm_chardev_open(m->loop, m->args.serial[i], &m->chr[i], why, len);
+        if (r < 0)
+            return r;
+        r = uart_new(m->loop, m->pio, UART_COM1_BASE, m->irq, UART_COM1_IRQ, m->chr[i],
+                     &m->uarts[i]);
+        if (r < 0) {
+            snprintf(why, len, "creating the UART on '%s': %s", m->args.serial[i], strerror(-r));
+            return r;
+        }
+        if ((r = uart_attach_runstate(m->uarts[i], m->vm, 0)) < 0 ||
+            (r = uart_register_state(m->uarts[i], m->state, i)) < 0) {
+            snprintf(why, len, "wiring the UART: %s", strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Disks come with the disk devices (later issues); until then a guest with
+ * disks is refused at start, naming them, rather than booted without them. */
+static int refuse_disks(dm_machine *m, char *why, size_t len)
+{
+    struct xs_handle *xs = xsc_xs(m->xsc);
+    if (!xs)
+        return 0;
+    xsc_disk_list disks;
+    xsc_logger lg = { log_from_runstate, NULL };
+    int r = xsc_disks_read(xs, (unsigned)m->args.domid, NULL, &lg, &disks);
+    if (r < 0) {
+        snprintf(why, len, "reading the guest's vbd devices: %s", strerror(-r));
+        return r;
+    }
+    if (disks.n == 0)
+        return 0;
+    snprintf(why, len, "disk %s (%.200s) cannot be served: this rsdm build has no IDE/AHCI "
+                       "device yet",
+             disks.disk[0].dev, disks.disk[0].path);
+    return -ENOTSUP;
+}
+
+int dm_machine_start(const dm_args *args, dm_machine **out)
+{
+    char why[512] = "";
+    dm_machine *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->args = *args;
+    *out = m;
+    dm_log_set_domid(args->domid);
+
+    STEP("main loop", nonnull(m->loop = dm_loop_new()));
+    STEP("signals", dm_loop_handle_signals(m->loop, on_signal, m));
+    STEP("run state", nonnull(m->vm = rs_vm_new()));
+    rs_set_log(m->vm, log_from_runstate, NULL);
+    rs_hooks hooks = { .reset = reset_hook, .opaque = m };
+    rs_set_hooks(m->vm, &hooks);
+    STEP("open Xen libraries", dm_xen_open(&m->xen, (domid_t)args->domid, why, sizeof(why)));
+    m->xen_open = true;
+    STEP("guest memory", nonnull(m->gm = dm_guestmem_new(&m->xen)));
+    STEP("create ioreq server",
+         dm_ioreq_create(&m->ioreq, &m->xen, m->gm, &ioreq_ops, m, why, sizeof(why)));
+    STEP("I/O spaces", nonnull(m->pio = dm_io_space_new(DM_IO_PORT)));
+    STEP("I/O spaces", nonnull(m->mmio = dm_io_space_new(DM_IO_MMIO)));
+    STEP("map port ranges", dm_io_listener_add(m->pio, ioreq_map_listener, m, true));
+    STEP("map MMIO ranges", dm_io_listener_add(m->mmio, ioreq_map_listener, m, true));
+    STEP("interrupts", nonnull(m->irq = dm_irq_new(&irq_backend, m)));
+    STEP("interrupts", dm_irq_attach_runstate(m->irq, m->vm, 0));
+    STEP("PCI bus", nonnull(m->pci = dm_pci_bus_new(m->pio, m->mmio, m->irq)));
+    STEP("map PCI devices", dm_pci_listener_add(m->pci, ioreq_pci_listener, m, true));
+    STEP("device state registry", nonnull(m->state = dm_state_reg_new()));
+    STEP("serial port", open_serials(m, why, sizeof(why)));
+    STEP("pause reference", rs_event_sink_add(m->vm, pause_ref_sink, m));
+
+    /* libxl reads the traditional save file from a fixed place; --save-dir
+     * moves it (tests, hosts with another layout). */
+    char save_path[4096];
+    if (args->save_dir)
+        snprintf(save_path, sizeof(save_path), "%s/qemu-save.%d", args->save_dir, args->domid);
+    xsc_config xc = {
+        .dialect = XSC_DIALECT_TRADITIONAL,
+        .dm_domid = 0,
+        .domid = (unsigned)args->domid,
+        .vm = m->vm,
+        .save_path = args->save_dir ? save_path : NULL,
+        .ops = { .save_state = save_state, .set_logdirty = set_logdirty,
+                 .fd_changed = xsc_fd_changed, .opaque = m },
+        .log = log_from_runstate,
+    };
+    STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
+    STEP("disks", refuse_disks(m, why, sizeof(why)));
+    if (m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)
+        STEP("publish console", xsc_publish_serial_tty(m->xsc, dm_chardev_pty_path(m->chr[0])));
+
+    rs_err err = { 0 };
+    if (args->loadvm) {
+        STEP("incoming state", rs_hold_acquire(m->vm, RS_INMIGRATE, &err));
+        STEP("load device state", dm_state_load_path(m->state, args->loadvm, why, sizeof(why)));
+    }
+    /* The traditional dialect always starts the guest (no -S). */
+    STEP("start", rs_cont(m->vm, &err));
+    if (args->loadvm)
+        STEP("start after load", rs_hold_release(m->vm, RS_INMIGRATE, &err));
+
+    STEP("enable ioreq server", dm_ioreq_enable(m->ioreq, why, sizeof(why)));
+    STEP("watch ioreq channel",
+         nonnull(m->w_ioreq = dm_watch_add(m->loop, dm_ioreq_fd(m->ioreq), on_ioreq, NULL, m)));
+    STEP("watch requests",
+         nonnull(m->w_requests = dm_watch_add(m->loop, rs_notify_fd(m->vm), on_requests, NULL, m)));
+    STEP("ioreq scan timer", nonnull(m->t_scan = dm_timer_new(m->loop, on_scan, m)));
+    STEP("ioreq scan timer", dm_timer_arm(m->t_scan, IOREQ_SCAN_NS, IOREQ_SCAN_NS));
+    STEP("xenstore watch", nonnull(m->w_xsc = dm_watch_add(m->loop, xsc_fd(m->xsc), on_xsc, NULL, m)));
+    STEP("xenstore timer", nonnull(m->t_xsc = dm_timer_new(m->loop, on_xsc_timer, m)));
+    xsc_rearm(m);
+    STEP("announce ready", xsc_ready(m->xsc));
+    dm_info("ready: domain %d, %u vCPU(s), state %s", args->domid, dm_ioreq_nr_vcpus(m->ioreq),
+            rs_state_name(rs_get_state(m->vm)));
+    return 0;
+}
+
+int dm_machine_run(dm_machine *m)
+{
+    return dm_loop_run(m->loop);
+}
+
+void dm_machine_stop(dm_machine *m)
+{
+    if (!m)
+        return;
+    if (m->t_xsc)
+        dm_timer_free(m->t_xsc);
+    if (m->t_scan)
+        dm_timer_free(m->t_scan);
+    if (m->w_xsc)
+        dm_watch_remove(m->w_xsc);
+    if (m->w_requests)
+        dm_watch_remove(m->w_requests);
+    if (m->w_ioreq)
+        dm_watch_remove(m->w_ioreq);
+    xsc_free(m->xsc);
+    if (m->pause_ref && m->xen.xch && xc_domain_unpause(m->xen.xch, m->xen.domid) < 0)
+        dm_warn("dropping the domain pause reference failed: %s", strerror(errno));
+    for (unsigned i = 0; i < DM_ARGS_MAX_SERIAL; i++) {
+        uart_free(m->uarts[i]);
+        if (m->chr[i])
+            dm_chardev_close(m->chr[i]);
+    }
+    dm_state_reg_free(m->state);
+    dm_pci_bus_free(m->pci);
+    dm_irq_free(m->irq);
+    if (m->mmio)
+        dm_io_space_free(m->mmio);
+    if (m->pio)
+        dm_io_space_free(m->pio);
+    dm_ioreq_destroy(m->ioreq);
+    dm_guestmem_free(m->gm);
+    if (m->xen_open)
+        dm_xen_close(&m->xen);
+    rs_vm_free(m->vm);
+    if (m->loop)
+        dm_loop_free(m->loop);
+    free(m);
+}
