@@ -35,7 +35,9 @@ struct xsc {
     bool ready;
     bool disable_pf;
     bool logdirty;              /* last logdirty value applied */
-    bool logdirty_applied;      /* ... in this generation */
+    bool ld_seen_valid;         /* last logdirty/cmd value read (hash, length) */
+    uint64_t ld_seen_hash;
+    size_t ld_seen_len;
     bool owe_running;           /* continue accepted, VM not live yet */
     bool tree_gone;             /* the toolstack removed the control directory */
     bool sink_added;
@@ -500,6 +502,8 @@ static void process_logdirty(xsc *x, bool from_sweep)
     char *v = xs_read(xs, XBT_NULL, x->paths.logdirty_cmd, &len);
     if (!v) {
         int err = errno;
+        if (err == ENOENT)
+            x->ld_seen_valid = false;   /* libxl removed it: the next one is new */
         if (err != ENOENT && !xsc_conn_failed(x->conn, "read logdirty/cmd", err))
             xsc_logf(&x->log, RS_LOG_ERROR, "cannot read %s: %s",
                      x->paths.logdirty_cmd, strerror(err));
@@ -507,8 +511,15 @@ static void process_logdirty(xsc *x, bool from_sweep)
     }
     int on = xsc_logdirty_parse(v, len);
     /* The sweep only catches a lost event; it does not re-apply or re-report
-     * a value this connection has already seen. */
-    if (from_sweep && x->logdirty_applied && on >= 0 && (bool)on == x->logdirty) {
+     * a value this connection has already seen (FNV-1a of the bytes). */
+    uint64_t hsh = 1469598103934665603ull;
+    for (unsigned i = 0; i < len; i++)
+        hsh = (hsh ^ (unsigned char)v[i]) * 1099511628211ull;
+    bool seen = x->ld_seen_valid && x->ld_seen_hash == hsh && x->ld_seen_len == len;
+    x->ld_seen_valid = true;
+    x->ld_seen_hash = hsh;
+    x->ld_seen_len = len;
+    if (from_sweep && seen) {
         free(v);
         return;
     }
@@ -532,7 +543,6 @@ static void process_logdirty(xsc *x, bool from_sweep)
         return;
     }
     x->logdirty = on;
-    x->logdirty_applied = true;
     x->st.logdirty_done++;
     xsc_logf(&x->log, RS_LOG_INFO, "log-dirty tracking %s", on ? "enabled" : "disabled");
     put(x, x->paths.logdirty_ret, v, len);
@@ -589,7 +599,7 @@ static int conn_up(void *opaque, struct xs_handle *xs, unsigned generation)
         return -EAGAIN;
     }
     x->st.reconnects++;
-    x->logdirty_applied = false;
+    x->ld_seen_valid = false;
     x->tree_gone = false;       /* check_tree recreated or found it */
     /* Republish what we own; the re-armed watches fire once each, so
      * `command` and `logdirty/cmd` are re-read by the next event round. */
@@ -781,6 +791,7 @@ int xsc_handle_timeout(xsc *x)
     int64_t now = xsc_now_ms();
     if (xsc_conn_is_up(x->conn) && now >= x->next_sweep_ms) {
         x->next_sweep_ms = now + x->cfg.sweep_ms;
+        x->st.sweeps++;
         if (x->ready && x->cfg.dialect == XSC_DIALECT_TRADITIONAL) {
             /* Re-reading is the liveness probe, and it catches an event
              * the daemon dropped. */

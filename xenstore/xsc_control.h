@@ -87,6 +87,7 @@ typedef struct xsc_stats {
     uint64_t saves_ok, saves_failed;
     uint64_t errors_written;      /* refusals written to `error` */
     uint64_t reconnects;
+    uint64_t sweeps;              /* periodic probes / re-reads done */
 } xsc_stats;
 
 typedef struct xsc xsc;

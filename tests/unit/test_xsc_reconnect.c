@@ -377,6 +377,41 @@ static void test_give_up(void **state)
     assert_int_equal(t->last_rc, -ENOTCONN);
 }
 
+static bool p_sweeps_at_least(rctx *t, const void *arg)
+{
+    return stats(t).sweeps >= *(const uint64_t *)arg;
+}
+
+static bool p_ld_reads_at_least(rctx *t, const void *arg)
+{
+    return stats(t).logdirty_read >= *(const uint64_t *)arg;
+}
+
+static void test_sweep_does_not_repeat(void **state)
+{
+    rctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    /* A bad logdirty value is reported once, not at every sweep. */
+    uint64_t one = 1;
+    assert_true(ts_write(t->ts, t->p.logdirty_cmd, "bogus"));
+    assert_true(pump_until(t, p_ld_reads_at_least, &one));
+    xsc_stats before = stats(t);
+    uint64_t want = before.sweeps + 5;
+    assert_true(pump_until(t, p_sweeps_at_least, &want));
+    xsc_stats after = stats(t);
+    assert_int_equal(after.logdirty_read, before.logdirty_read);
+    assert_int_equal(after.errors_written, before.errors_written);
+    /* a new value is still taken */
+    uint64_t two = before.logdirty_read + 1;
+    assert_true(ts_write(t->ts, t->p.logdirty_cmd, "enable"));
+    assert_true(pump_until(t, p_ld_reads_at_least, &two));
+    expect_node(t, t->p.logdirty_ret, "enable");
+    want = stats(t).sweeps + 5;
+    uint64_t done_before = stats(t).logdirty_done;
+    assert_true(pump_until(t, p_sweeps_at_least, &want));
+    assert_int_equal(stats(t).logdirty_done, done_before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +420,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pending_command_runs_once, setup_persist, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_notices_loss, setup_sweep, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_does_not_repeat, setup_sweep, teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_tree_after_restart_is_fatal, setup_volatile,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_give_up, setup_give_up, teardown),
