@@ -35,7 +35,52 @@ typedef struct xsim {
     char sock[512];
     pid_t pid;
     int pidfd;
+    pid_t guard;        /* kills the daemon if this test process dies */
+    int guard_fd;
 } xsim;
+
+/* The daemon detaches (--daemon), so a test killed by its timeout would
+ * leave it running.  A guard child waits for EOF on a pipe only this
+ * process holds the write end of -- EOF comes when the test exits, however
+ * it exits -- and then sends SIGTERM through the daemon's pidfd (never a
+ * recycled pid). */
+static inline void xsim_guard(xsim *s)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return;
+    pid_t g = fork();
+    if (g < 0) {
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (g == 0) {
+        /* Only async-signal-safe calls: the parent has threads. */
+        for (int fd = 3; fd < 4096; fd++)
+            if (fd != p[0] && fd != s->pidfd)
+                close(fd);
+        char c;
+        while (read(p[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        syscall(SYS_pidfd_send_signal, s->pidfd, SIGTERM, NULL, 0);
+        _exit(0);
+    }
+    close(p[0]);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    s->guard = g;
+    s->guard_fd = p[1];
+}
+
+static inline void xsim_unguard(xsim *s)
+{
+    if (s->guard <= 0)
+        return;
+    close(s->guard_fd);
+    s->guard_fd = -1;
+    waitpid(s->guard, NULL, 0);
+    s->guard = 0;
+}
 
 static inline bool xsim_find(xsim *s, char *why, size_t why_len)
 {
@@ -98,6 +143,7 @@ static inline int xsim_start(xsim *s, bool persist)
         fprintf(stderr, "pidfd_open(%ld): %s\n", pid, strerror(errno));
         return -errno;
     }
+    xsim_guard(s);
     snprintf(s->sock, sizeof(s->sock), "%s/xenstored/socket", s->rundir);
     setenv("XENSTORED_PATH", s->sock, 1);
     return 0;
@@ -115,6 +161,7 @@ static inline int xsim_stop(xsim *s)
         kill(s->pid, SIGKILL);
         poll(&pfd, 1, XSIM_WAIT_MS);
     }
+    xsim_unguard(s);           /* its signal now goes to an exited pidfd */
     close(s->pidfd);
     s->pidfd = -1;
     s->pid = 0;
@@ -125,6 +172,7 @@ static inline int xsim_setup(xsim *s, bool persist, char *why, size_t why_len)
 {
     memset(s, 0, sizeof(*s));
     s->pidfd = -1;
+    s->guard_fd = -1;
     if (!xsim_find(s, why, why_len))
         return 1;
     snprintf(s->rundir, sizeof(s->rundir), "/tmp/xsc-test-XXXXXX");
