@@ -993,6 +993,39 @@ static void test_qmp_dialect(void **state)
     assert_non_null(strstr(why, "dialect"));
 }
 
+static void test_save_in_any_state(void **state)
+{
+    tctx *t = *state;
+    SKIP_IF_NO_DAEMON(t);
+    static const rs_state reasons[] = { RS_PAUSED, RS_IO_ERROR, RS_WATCHDOG,
+                                        RS_GUEST_PANICKED, RS_DEBUG, RS_SHUTDOWN,
+                                        RS_INTERNAL_ERROR };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        rs_err e;
+        int st;
+        assert_int_equal(rs_vm_stop(t->vm, reasons[i], &e), 0);
+        assert_true(ts_write(t->ts, t->p.state, "running"));
+        int saves = t->saves;
+        send_str(t, "save");
+        /* qemu-traditional ignored save while its VM was stopped (§7.5) */
+        assert_int_equal(t->saves, saves + 1);
+        expect_node(t, t->p.state, "paused");
+        rs_holdset h = rs_get_holds(t->vm);
+        assert_true(h & RS_HOLD_BIT(reasons[i]));
+        assert_true(h & RS_HOLD_BIT(RS_POSTMIGRATE));
+        assert_false(h & RS_HOLD_BIT(RS_FINISH_MIGRATE));
+        if (rs_state_needs_reset(reasons[i])) {
+            assert_int_equal(rs_request_reset(t->vm, RS_CAUSE_HOST_QMP_SYSTEM_RESET), 0);
+            assert_int_equal(rs_process_requests(t->vm, &st), 0);
+        }
+        send_str(t, "continue");
+        expect_node(t, t->p.runstate, "running holds=");
+    }
+    assert_int_equal(rs_invalid_transitions(t->vm), 0);
+    xsc_stats s = stats(t);
+    assert_int_equal(s.commands_refused, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1002,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_extensions, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_save_ack, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_save_failure, setup_ready, teardown),
+        cmocka_unit_test_setup_teardown(test_save_in_any_state, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_save_unwritable, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_save_stop_handler_fails, setup_ready, teardown),
         cmocka_unit_test_setup_teardown(test_logdirty, setup_ready, teardown),
