@@ -696,6 +696,10 @@ int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len)
     rc = check_tree(x, H(x), why, why_len);
     if (rc < 0)
         goto fail;
+    /* A refusal recorded by an earlier dm of this domid is not ours. */
+    if (!xs_rm(H(x), XBT_NULL, x->paths.error) && errno != ENOENT)
+        xsc_logf(&x->log, RS_LOG_WARNING, "cannot remove a stale %s: %s", x->paths.error,
+                 strerror(errno));
     read_disable_pf(x);
     rc = rs_event_sink_add(cfg->vm, event_sink, x);
     if (rc < 0) {

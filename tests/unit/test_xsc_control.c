@@ -812,9 +812,10 @@ static void test_disable_pf(void **state)
     xsc_free(t->x);
     t->x = NULL;
     assert_true(ts_write(t->ts, t->p.disable_pf, "yes please"));
+    assert_true(ts_write(t->ts, t->p.error, "99 command \"x\": stale, from an earlier dm"));
     assert_int_equal(xsc_new(&cfg, &t->x, why, sizeof(why)), 0);
     assert_false(xsc_disable_pf(t->x));
-    expect_node_contains(t, t->p.error, "disable_pf \"yes please\": expected");
+    expect_node_contains(t, t->p.error, "1 disable_pf \"yes please\": expected");
 }
 
 static void test_serial_tty(void **state)
