@@ -207,7 +207,10 @@ static void on_xsc(void *opaque, int fd)
     if (xsc_handle_readable(m->xsc) < 0) {
         dm_err("xenstore control failed; stopping");
         dm_loop_stop(m->loop, 1);
+        return;
     }
+    /* A lost connection found here schedules a reconnect: re-arm for it. */
+    xsc_rearm(m);
 }
 
 static void on_xsc_timer(void *opaque)
