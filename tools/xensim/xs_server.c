@@ -1,5 +1,6 @@
 /* xs_server.c: the xenstore daemon object — its control socket, the
  * in-process API, and persistence scheduling. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -111,6 +112,26 @@ int xs_listen_unix(const char *path)
     return fd;
 }
 
+/* Domain sockets left by a run that did not exit cleanly: no domain is
+ * introduced yet, so none of them can be live. */
+static void remove_stale_domain_sockets(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char p[600];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (lstat(p, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            xsim_debug("xenstored: removing stale domain socket %s", p);
+            unlink(p);
+        }
+    }
+    closedir(d);
+}
+
 static void control_accept(struct xsim_loop *loop, int fd, short revents, void *arg)
 {
     struct xs_server *srv = arg;
@@ -203,6 +224,7 @@ struct xs_server *xs_server_new(struct xsim_loop *loop, const struct xs_server_o
     srv->listen_fd = xs_listen_unix(srv->sock_path);
     if (srv->listen_fd < 0)
         goto fail;
+    remove_stale_domain_sockets(dir);
     int r = xsim_loop_add_fd(loop, srv->listen_fd, POLLIN, control_accept, srv);
     if (r < 0) {
         xsim_err("xenstored: cannot watch %s: %s", srv->sock_path, strerror(-r));
