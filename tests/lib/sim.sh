@@ -1,6 +1,7 @@
-# Shell helpers for integration tests on a simulated host: start xensim in
-# a temporary rundir, wait for xenstore values on watch events (never by
-# sleeping), and clean everything up on exit.  Source it; needs RSDM_BUILD.
+# Bash helpers for integration tests on a simulated host: start xensim in a
+# temporary rundir, wait for xenstore values on watch events (never by
+# sleeping), wait for processes with a bound, clean up on exit.
+# Source it from bash; needs RSDM_BUILD.
 bin=${RSDM_BUILD:?}/bin
 sim_tmp=$(mktemp -d /tmp/rsdm-test.XXXXXX)
 sim_pids=""
@@ -8,6 +9,7 @@ sim_pids=""
 sim_cleanup() {
     for p in $sim_pids; do kill "$p" 2>/dev/null; done
     for p in $sim_pids; do wait "$p" 2>/dev/null; done
+    [ -f "$sim_tmp/xensim.pid" ] && kill "$(cat "$sim_tmp/xensim.pid")" 2>/dev/null
     rm -rf "$sim_tmp"
 }
 trap sim_cleanup EXIT
@@ -20,37 +22,44 @@ fail() {
     exit 1
 }
 
-# sim_start: xensim on $sim_tmp/host; exports the variables clients use.
+# sim_start: xensim on $sim_tmp/host, returning once it serves clients.
 sim_start() {
-    "$bin/xensim" run --rundir "$sim_tmp/host" >"$sim_tmp/xensim.log" 2>&1 &
-    sim_pids="$sim_pids $!"
+    "$bin/xensim" run --rundir "$sim_tmp/host" --daemon --pidfile "$sim_tmp/xensim.pid" \
+        >"$sim_tmp/xensim.log" 2>&1 || fail "xensim did not start"
     export XENSIM_RUNDIR="$sim_tmp/host" XENSTORED_PATH="$sim_tmp/host/xenstored/socket"
-    i=0
-    # The socket appears once the daemon listens; bounded, not a timing guess.
-    until [ -S "$XENSTORED_PATH" ] && xenstore-exists / 2>/dev/null; do
-        i=$((i + 1)); [ $i -le 1000 ] || fail "xensim did not start"
-        sleep 0.01
-    done
 }
 
-# wait_value PATH VALUE [SECONDS]: until PATH reads VALUE, woken by watch events.
+# wait_value PATH VALUE [SECONDS]: until PATH reads VALUE.  The watch is
+# registered before the first read, so no change can slip between them; the
+# bound only limits a failure.
 wait_value() {
-    end=$(( $(date +%s) + ${3:-10} ))
+    local path=$1 want=$2 bound=${3:-10} v="" line left end wpid
+    coproc W { exec xenstore-watch "$path" 2>/dev/null; }
+    wpid=$W_PID
+    read -t "$bound" -u "${W[0]}" line || { kill "$wpid" 2>/dev/null; fail "cannot watch $path"; }
+    end=$((SECONDS + bound))
     while :; do
-        v=$(xenstore-read "$1" 2>/dev/null) && [ "$v" = "$2" ] && return 0
-        [ "$(date +%s)" -lt "$end" ] || fail "$1 is '${v:-<absent>}', expected '$2'"
-        # Blocks until the next change of PATH (the first event is the
-        # registration's own); the timeout only bounds a lost wake-up.
-        timeout 2 xenstore-watch -n 2 "$1" >/dev/null 2>&1
+        if v=$(xenstore-read "$path" 2>/dev/null) && [ "$v" = "$want" ]; then
+            kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+            return 0
+        fi
+        left=$((end - SECONDS))
+        if [ "$left" -le 0 ]; then
+            kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+            fail "$path is '${v:-<absent>}', expected '$want'"
+        fi
+        read -t "$left" -u "${W[0]}" line || true
     done
 }
 
-# wait_exit PID SECONDS: the process ends within the bound; prints its status.
+# wait_exit PID SECONDS: waits for a child; kills it and fails past the bound.
+# Returns the child's exit status.
 wait_exit() {
-    end=$(( $(date +%s) + $2 ))
-    while kill -0 "$1" 2>/dev/null; do
-        [ "$(date +%s)" -lt "$end" ] || fail "process $1 still running after $2 s"
-        sleep 0.05
-    done
-    wait "$1"
+    local pid=$1 bound=$2 rc
+    ( sleep "$bound"; kill -9 "$pid" 2>/dev/null && touch "$sim_tmp/killed.$pid" ) &
+    local guard=$!
+    wait "$pid"; rc=$?
+    kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null
+    [ -e "$sim_tmp/killed.$pid" ] && fail "process $pid still running after $bound s"
+    return $rc
 }
