@@ -20,103 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/bench_util.h"
 #include "../lib/xsim_emu.h"
 
 #include "hv.h"
 
 #define WARMUP 2000
 #define ROUNDS 50000
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int pin(int cpu)
-{
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    CPU_SET(cpu, &s);
-    return pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-struct stats {
-    double mean;
-    uint64_t p50, p99;
-};
-
-static struct stats summarise(uint64_t *lat, size_t n)
-{
-    struct stats s = { 0 };
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += (double)lat[i];
-    qsort(lat, n, sizeof(*lat), cmp_u64);
-    s.mean = sum / (double)n;
-    s.p50 = lat[n / 2];
-    s.p99 = lat[n * 99 / 100];
-    return s;
-}
-
-/* ------------------------------------------------------------ eventfd */
-
-struct pp {
-    int a, b;                       /* a: ping, b: pong */
-    int cpu;
-    int rc;
-};
-
-static void *pong(void *arg)
-{
-    struct pp *p = arg;
-    if (pin(p->cpu)) {
-        p->rc = -1;
-        return NULL;
-    }
-    for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
-        uint64_t v;
-        if (read(p->a, &v, sizeof(v)) != sizeof(v) ||
-            write(p->b, &v, sizeof(v)) != sizeof(v)) {
-            p->rc = -1;
-            return NULL;
-        }
-    }
-    return NULL;
-}
-
-static int eventfd_pingpong(int cpu_main, int cpu_peer, uint64_t *lat)
-{
-    struct pp p = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC), cpu_peer, 0 };
-    if (p.a < 0 || p.b < 0 || pin(cpu_main))
-        return -1;
-    pthread_t t;
-    if (pthread_create(&t, NULL, pong, &p))
-        return -1;
-    int rc = 0;
-    for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
-        uint64_t one = 1, v;
-        uint64_t t0 = now_ns();
-        if (write(p.a, &one, sizeof(one)) != sizeof(one) ||
-            read(p.b, &v, sizeof(v)) != sizeof(v)) {
-            rc = -1;
-            break;
-        }
-        if (i >= WARMUP)
-            lat[i - WARMUP] = now_ns() - t0;
-    }
-    pthread_join(t, NULL);
-    close(p.a);
-    close(p.b);
-    return rc || p.rc ? -1 : 0;
-}
 
 /* ------------------------------------------------------------ ioreq */
 
@@ -129,7 +39,7 @@ struct emu_thread {
 static void *emu_main(void *arg)
 {
     struct emu_thread *t = arg;
-    if (pin(t->cpu)) {
+    if (bench_pin(t->cpu)) {
         t->rc = -1;
         return NULL;
     }
@@ -162,17 +72,17 @@ static int ioreq_roundtrip(int cpu_vcpu, int cpu_emu, uint64_t *lat)
     if (e.stop_fd < 0 || pthread_create(&t, NULL, emu_main, &et))
         goto out_emu;
     hv_domain_unpause(dom);
-    if (pin(cpu_vcpu) == 0) {
+    if (bench_pin(cpu_vcpu) == 0) {
         rc = 0;
         for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
             uint64_t v = i;
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             if (xsim_pio(d, 0, true, XSIM_EMU_PORT, 4, &v) != 0) {
                 rc = -1;
                 break;
             }
             if (i >= WARMUP)
-                lat[i - WARMUP] = now_ns() - t0;
+                lat[i - WARMUP] = bench_now_ns() - t0;
         }
     }
     uint64_t one = 1;
@@ -210,7 +120,7 @@ static int ioreq_roundtrip_xproc(int cpu_vcpu, int cpu_emu, uint64_t *lat)
         close(ready[0]);
         close(stop[1]);
         struct xsim_emu e;
-        if (pin(cpu_emu) || xsim_emu_setup(&e, dom) < 0)
+        if (bench_pin(cpu_emu) || xsim_emu_setup(&e, dom) < 0)
             _exit(1);
         e.stop_fd = stop[0];
         if (write(ready[1], "R", 1) != 1)
@@ -228,16 +138,16 @@ static int ioreq_roundtrip_xproc(int cpu_vcpu, int cpu_emu, uint64_t *lat)
     int rc = read(ready[0], &c, 1) == 1 ? 0 : -1;
     struct hv_domain *d = hv_domain_get(dom);
     hv_domain_unpause(dom);
-    if (rc == 0 && pin(cpu_vcpu) == 0) {
+    if (rc == 0 && bench_pin(cpu_vcpu) == 0) {
         for (unsigned int i = 0; i < WARMUP + ROUNDS; i++) {
             uint64_t v = i;
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             if (xsim_pio(d, 0, true, XSIM_EMU_PORT, 4, &v) != 0) {
                 rc = -1;
                 break;
             }
             if (i >= WARMUP)
-                lat[i - WARMUP] = now_ns() - t0;
+                lat[i - WARMUP] = bench_now_ns() - t0;
         }
     } else {
         rc = -1;
@@ -257,7 +167,7 @@ static int ioreq_roundtrip_xproc(int cpu_vcpu, int cpu_emu, uint64_t *lat)
 static int run_placement(const char *label, int c0, int c1)
 {
     static uint64_t a[ROUNDS], b[ROUNDS], x[ROUNDS];
-    if (eventfd_pingpong(c0, c1, a) < 0) {
+    if (bench_eventfd_pingpong(c0, c1, a, ROUNDS, WARMUP) < 0) {
         fprintf(stderr, "bench_ioreq: eventfd ping-pong failed: %s\n", strerror(errno));
         return -1;
     }
@@ -269,8 +179,8 @@ static int run_placement(const char *label, int c0, int c1)
         fprintf(stderr, "bench_ioreq: cross-process ioreq round trip failed\n");
         return -1;
     }
-    struct stats sa = summarise(a, ROUNDS), sb = summarise(b, ROUNDS);
-    struct stats sx = summarise(x, ROUNDS);
+    bench_stats sa = bench_summarise(a, ROUNDS), sb = bench_summarise(b, ROUNDS);
+    bench_stats sx = bench_summarise(x, ROUNDS);
     printf("placement: %s (CPU %d and CPU %d), %d round trips after %d warm-up\n",
            label, c0, c1, ROUNDS, WARMUP);
     printf("  %-34s %10s %10s %10s\n", "", "mean_ns", "p50_ns", "p99_ns");
@@ -296,12 +206,8 @@ int main(void)
         return 1;
     }
     hv_log_quiet(true);
-    cpu_set_t s;
-    int cpus[2] = { -1, -1 }, n = 0;
-    if (sched_getaffinity(0, sizeof(s), &s) == 0)
-        for (int i = 0; i < CPU_SETSIZE && n < 2; i++)
-            if (CPU_ISSET(i, &s))
-                cpus[n++] = i;
+    int cpus[2];
+    int n = bench_cpus(cpus);
     int rc = 0;
     if (n < 1) {
         fprintf(stderr, "bench_ioreq: no usable CPU in the affinity mask\n");
