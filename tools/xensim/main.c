@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "hv_main.h"
+#include "xl_cmd.h"
 #include "xs_server.h"
 #include "xsim_log.h"
 #include "xsim_loop.h"
@@ -248,6 +249,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "domain") == 0 || strcmp(cmd, "fault") == 0)
         return hv_cli(argc - 1, argv + 1);  /* the hypervisor's commands */
+    if (strcmp(cmd, "xl") == 0)
+        return xl_main(argc - 1, argv + 1);  /* the simulated toolstack */
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

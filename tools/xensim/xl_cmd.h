@@ -1,0 +1,42 @@
+/*
+ * xl_cmd.h: `xensim xl`, a simulated xl that performs libxl 4.17's steps for the
+ * qemu-xen-traditional dialect against the running simulator.
+ */
+#ifndef XENSIM_XL_CMD_H
+#define XENSIM_XL_CMD_H
+
+#include <stddef.h>
+
+#define XL_MAX_DISKS 16
+#define XL_MAX_ARGS 32
+
+struct xl_disk {
+    char target[256];  /* params: image path */
+    char vdev[32];     /* hda, hdb, … */
+    char format[16];   /* raw */
+    int cdrom;         /* devtype=cdrom */
+};
+
+struct xl_cfg {
+    char name[64];
+    unsigned memory;   /* MiB */
+    unsigned vcpus;
+    char hdtype[16];   /* ide | ahci */
+    char serial[128];
+    char dm_override[512];          /* device_model_override */
+    char dm_version[32];            /* qemu-xen-traditional */
+    char dm_args_hvm[XL_MAX_ARGS][256];
+    int n_dm_args_hvm;
+    struct xl_disk disks[XL_MAX_DISKS];
+    int n_disks;
+};
+
+/* Parse xl.cfg text (strict: unknown keys and bad syntax are errors).
+ * On error returns -1 with "FILE:LINE: reason" in err. */
+int xl_cfg_parse(const char *text, const char *fname, struct xl_cfg *cfg,
+                 char *err, size_t errlen);
+
+/* `xensim xl …` (argv[0] is "xl").  Returns the exit status. */
+int xl_main(int argc, char **argv);
+
+#endif

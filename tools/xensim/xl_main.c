@@ -1,0 +1,742 @@
+/* xl_main.c: `xensim xl` commands, following libxl 4.17's traditional-dialect
+ * steps (see docs/xensim.md, "xl").  The simulated hypervisor is reached
+ * through xensim's own `domain` CLI (a child process), xenstore through
+ * libxenstore on the simulator's socket. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#include "xl_cmd.h"
+
+/* libxl_internal.h, 4.17 */
+#define DM_START_TIMEOUT 60
+#define LOGDIRTY_TIMEOUT 10
+
+static const char *g_rundir;
+static int g_timeout = -1;  /* --timeout: caps every wait */
+static struct xs_handle *g_xs;
+
+static int bound(int libxl_secs)
+{
+    return (g_timeout >= 0 && g_timeout < libxl_secs) ? g_timeout : libxl_secs;
+}
+
+static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("libxl: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* Run `xensim domain ARGS…`; its stdout into out. 0 or -1. */
+static int hv(char *out, size_t outlen, const char *a1, const char *a2,
+              const char *a3, const char *a4, const char *a5, const char *a6)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        const char *argv[] = { "xensim", "domain", a1, a2, a3, a4, a5, a6, NULL };
+        execv("/proc/self/exe", (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t n = 0;
+    ssize_t r;
+    char sink[256];
+    while ((r = read(p[0], out && n + 1 < outlen ? out + n : sink,
+                     out && n + 1 < outlen ? outlen - 1 - n : sizeof(sink))) > 0 ||
+           (r < 0 && errno == EINTR))
+        if (r > 0 && out && n + 1 < outlen)
+            n += (size_t)r;
+    close(p[0]);
+    if (out)
+        out[n] = '\0';
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int xs_w(const char *path, const char *val)
+{
+    if (!xs_write(g_xs, XBT_NULL, path, val, strlen(val)))
+        return die("xenstore write %s: %s", path, strerror(errno)), -1;
+    return 0;
+}
+
+static char *xs_r(const char *path)
+{
+    unsigned len;
+    return xs_read(g_xs, XBT_NULL, path, &len);
+}
+
+static int xs_perm(const char *path, unsigned owner, int guest, int guest_perm)
+{
+    struct xs_permissions p[2] = { { .id = owner, .perms = XS_PERM_NONE },
+                                   { .id = (unsigned)guest, .perms = (unsigned)guest_perm } };
+    if (!xs_set_permissions(g_xs, XBT_NULL, path, p, guest >= 0 ? 2 : 1))
+        return die("xenstore set_permissions %s: %s", path, strerror(errno)), -1;
+    return 0;
+}
+
+/* Wait (bounded) until path holds one of want (NULL-terminated set of
+ * values; NULL want = any change).  A watch is registered before the first
+ * read, as libxl does.  Returns the index matched, -1 timeout, -2 error,
+ * -3 the pid given died. */
+static int wait_value(const char *path, const char *want, int secs, pid_t dm,
+                      char *got, size_t gotlen)
+{
+    if (!xs_watch(g_xs, path, "xl"))
+        return -2;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = -1;
+    for (;;) {
+        char *v = xs_r(path);
+        if (got)
+            snprintf(got, gotlen, "%s", v ? v : "");
+        int match = v && strcmp(v, want) == 0;
+        free(v);
+        if (match) {
+            rc = 0;
+            break;
+        }
+        if (dm > 0 && waitpid(dm, NULL, WNOHANG) == dm) {
+            rc = -3;
+            break;
+        }
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = (long)secs * 1000 - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                         (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            break;
+        /* wake at least every 100 ms to notice the dm's death */
+        struct pollfd pfd = { .fd = xs_fileno(g_xs), .events = POLLIN };
+        int pr = poll(&pfd, 1, left < 100 ? (int)left : 100);
+        if (pr > 0) {
+            unsigned n;
+            char **ev = xs_read_watch(g_xs, &n);
+            free(ev);
+        }
+    }
+    xs_unwatch(g_xs, path, "xl");
+    return rc;
+}
+
+static void paths(unsigned domid, const char *leaf, char *buf, size_t len)
+{
+    snprintf(buf, len, "/local/domain/0/device-model/%u%s%s", domid, *leaf ? "/" : "", leaf);
+}
+
+static void libdir_file(const char *base, unsigned domid, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/xl/lib/%s.%u", g_rundir, base, domid);
+}
+
+/* ------------------------------------------------------------ create */
+
+/* Issue 5 (guest drivers/workloads) fills this: the domain's workload starts
+ * once its vCPUs run.  Until then it only says so. */
+static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg)
+{
+    fprintf(stderr, "xl: domain %u (%s): no guest workload attached (guest drivers: issue 5)\n",
+            domid, cfg->name);
+}
+
+static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
+{
+    char p[256], v[256];
+    snprintf(p, sizeof(p), "/local/domain/%u/name", domid);
+    if (xs_w(p, cfg->name) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "/libxl/%u/dm-version", domid);
+    if (xs_w(p, "qemu_xen_traditional") < 0 || xs_perm(p, 0, -1, 0) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "/local/domain/%u/platform/device-model", domid);
+    if (xs_w(p, "qemu_xen_traditional") < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "/local/domain/%u/hvmloader/allow-memory-relocate", domid);
+    if (xs_w(p, "1") < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
+        return -1;
+    for (int i = 0; i < cfg->n_disks; i++) {
+        const struct xl_disk *d = &cfg->disks[i];
+        /* xen_vdev_to_devid: hdX -> (3 << 8) | (X << 6) for a..b, … */
+        int idx = d->vdev[2] - 'a';
+        unsigned devid = idx < 2 ? (3u << 8) | ((unsigned)idx << 6)
+                                 : (22u << 8) | ((unsigned)(idx - 2) << 6);
+        char be[200], fe[200];
+        snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", domid, devid);
+        snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", domid, devid);
+        struct { const char *k, *v; } bkv[] = {
+            { "frontend", fe }, { "params", d->target }, { "type", "phy" },
+            { "dev", d->vdev }, { "mode", "w" }, { "removable", d->cdrom ? "1" : "0" },
+            { "device-type", d->cdrom ? "cdrom" : "disk" }, { "state", "1" },
+            { "online", "1" },
+        };
+        if (xs_w(be, "") < 0 || xs_perm(be, 0, (int)domid, XS_PERM_READ) < 0)
+            return -1;
+        for (size_t k = 0; k < sizeof(bkv) / sizeof(bkv[0]); k++) {
+            snprintf(p, sizeof(p), "%s/%s", be, bkv[k].k);
+            if (xs_w(p, bkv[k].v) < 0)
+                return -1;
+        }
+        snprintf(v, sizeof(v), "%u", 0u);
+        snprintf(p, sizeof(p), "%s/frontend-id", be);
+        if (xs_w(p, "") < 0)
+            return -1;
+        snprintf(v, sizeof(v), "%u", domid);
+        if (xs_w(p, v) < 0)
+            return -1;
+        if (xs_w(fe, "") < 0 || xs_perm(fe, domid, 0, XS_PERM_READ) < 0)
+            return -1;
+        struct { const char *k, *v; } fkv[] = {
+            { "backend", be }, { "backend-id", "0" }, { "state", "1" },
+            { "virtual-device", v }, { "device-type", d->cdrom ? "cdrom" : "disk" },
+        };
+        snprintf(v, sizeof(v), "%u", devid);
+        for (size_t k = 0; k < sizeof(fkv) / sizeof(fkv[0]); k++) {
+            snprintf(p, sizeof(p), "%s/%s", fe, fkv[k].k);
+            if (xs_w(p, fkv[k].v) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* libxl__spawn_local_dm for the traditional dialect: mkdir device-model,
+ * disable_pf, watch `state`, fork/exec, record the pid, wait `running`. */
+static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm, pid_t *dmpid)
+{
+    char p[256], dmdir[128], v[64];
+    paths(domid, "", dmdir, sizeof(dmdir));
+    if (xs_w(dmdir, "") < 0)
+        return -1;
+    paths(domid, "disable_pf", p, sizeof(p));
+    if (xs_w(p, "0") < 0)
+        return -1;
+
+    const char *argv[64 + XL_MAX_ARGS];
+    int n = 0;
+    char sdomid[16], vcpus[16], avail[32];
+    snprintf(sdomid, sizeof(sdomid), "%u", domid);
+    snprintf(vcpus, sizeof(vcpus), "%u", cfg->vcpus);
+    unsigned long long mask = cfg->vcpus >= 64 ? ~0ull : (1ull << cfg->vcpus) - 1;
+    snprintf(avail, sizeof(avail), "0x%llx", mask);
+    argv[n++] = cfg->dm_override;
+    argv[n++] = "-d";
+    argv[n++] = sdomid;
+    argv[n++] = "-domain-name";
+    argv[n++] = cfg->name;
+    argv[n++] = "-nographic";
+    if (cfg->serial[0]) {
+        argv[n++] = "-serial";
+        argv[n++] = cfg->serial;
+    }
+    argv[n++] = "-nographic";
+    argv[n++] = "-std-vga";
+    if (cfg->vcpus > 1) {
+        argv[n++] = "-vcpus";
+        argv[n++] = vcpus;
+    }
+    argv[n++] = "-vcpu_avail";
+    argv[n++] = avail;
+    argv[n++] = "-net";
+    argv[n++] = "none";
+    if (loadvm) {
+        argv[n++] = "-loadvm";
+        argv[n++] = loadvm;
+    }
+    argv[n++] = "-M";
+    argv[n++] = "xenfv";
+    for (int i = 0; i < cfg->n_dm_args_hvm; i++)
+        argv[n++] = cfg->dm_args_hvm[i];
+    argv[n] = NULL;
+
+    char logdir[4200], logpath[4400];
+    snprintf(logdir, sizeof(logdir), "%s/xl/log", g_rundir);
+    snprintf(logpath, sizeof(logpath), "%s/qemu-dm-%s.log", logdir, cfg->name);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd < 0)
+        return die("opening dm log %s: %s", logpath, strerror(errno)), -1;
+
+    paths(domid, "state", p, sizeof(p));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(logfd);
+        return die("fork: %s", strerror(errno)), -1;
+    }
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        if (!getenv("XEN_QEMU_CONSOLE_LIMIT"))
+            setenv("XEN_QEMU_CONSOLE_LIMIT", "1048576", 1);
+        setenv("XEN_DOMAIN_ID", sdomid, 1);
+        char sock[4200];
+        snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
+        setenv("XENSTORED_PATH", sock, 1);
+        setenv("XENSIM_RUNDIR", g_rundir, 1);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    *dmpid = pid;
+    char ip[128];
+    snprintf(ip, sizeof(ip), "/local/domain/%u/image/device-model-pid", domid);
+    snprintf(v, sizeof(v), "%ld", (long)pid);
+    if (xs_w(ip, v) < 0)
+        return -1;
+    int r = wait_value(p, "running", bound(DM_START_TIMEOUT), pid, NULL, 0);
+    if (r == -3)
+        return die("device model (pid %ld) died before it was ready; see %s", (long)pid, logpath), -1;
+    if (r < 0) {
+        kill(pid, SIGKILL);
+        return die("Device Model startup timed out (domain %u); see %s", domid, logpath), -1;
+    }
+    return 0;
+}
+
+static int destroy_domain(unsigned domid)
+{
+    char p[256], ip[128];
+    snprintf(ip, sizeof(ip), "/local/domain/%u/image/device-model-pid", domid);
+    char *pid = xs_r(ip);
+    paths(domid, "", p, sizeof(p));
+    xs_rm(g_xs, XBT_NULL, p);
+    if (pid) {
+        char *end;
+        long v = strtol(pid, &end, 10);
+        if (*end || v <= 1)
+            fprintf(stderr, "libxl: warning: bad device-model-pid '%s'\n", pid);
+        else if (kill((pid_t)v, SIGHUP) < 0 && errno != ESRCH)
+            fprintf(stderr, "libxl: warning: SIGHUP to dm %ld: %s\n", v, strerror(errno));
+        free(pid);
+    }
+    char f[4300];
+    libdir_file("qemu-save", domid, f, sizeof(f));
+    unlink(f);
+    libdir_file("qemu-resume", domid, f, sizeof(f));
+    unlink(f);
+    snprintf(p, sizeof(p), "/libxl/%u", domid);
+    xs_rm(g_xs, XBT_NULL, p);
+    char sd[16];
+    snprintf(sd, sizeof(sd), "%u", domid);
+    if (hv(NULL, 0, "destroy", sd, NULL, NULL, NULL, NULL) < 0)
+        return die("Domain %u: destroy failed", domid);
+    return 0;
+}
+
+static int read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    size_t r;
+    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b || bad) {
+        free(b);
+        errno = bad ? EIO : ENOMEM;
+        return -1;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static int create_common(const char *cfgtext, const char *cfgname, const char *dmblob,
+                         size_t dmlen, int paused)
+{
+    struct xl_cfg cfg;
+    char err[512];
+    if (xl_cfg_parse(cfgtext, cfgname, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "Failed to parse config: %s\n", err);
+        return 1;
+    }
+    char out[64], mem[16], vc[16];
+    snprintf(mem, sizeof(mem), "%u", cfg.memory);
+    snprintf(vc, sizeof(vc), "%u", cfg.vcpus);
+    if (hv(out, sizeof(out), "create", "--vcpus", vc, "--memory", mem, NULL) < 0)
+        return die("domain creation failed (is xensim running in %s?)", g_rundir);
+    char *end;
+    unsigned long domid = strtoul(out, &end, 10);
+    if (end == out || (*end && *end != '\n'))
+        return die("domain creation: unexpected reply '%s'", out);
+    if (write_domain_nodes((unsigned)domid, &cfg) < 0)
+        goto fail;
+    /* xl keeps the config with the domain (libxl's domain userdata); save
+     * puts it into the header of the save file */
+    char cp[64];
+    snprintf(cp, sizeof(cp), "/libxl/%lu/xl-config", domid);
+    if (xs_w(cp, cfgtext) < 0)
+        goto fail;
+    char resume[4300];
+    const char *loadvm = NULL;
+    if (dmblob) {
+        libdir_file("qemu-resume", (unsigned)domid, resume, sizeof(resume));
+        int fd = open(resume, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, dmblob, dmlen) != (ssize_t)dmlen) {
+            die("writing %s: %s", resume, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto fail;
+        }
+        close(fd);
+        loadvm = resume;
+    }
+    pid_t dm;
+    int r = spawn_dm((unsigned)domid, &cfg, loadvm, &dm);
+    if (loadvm)
+        unlink(loadvm);  /* device_model_spawn_outcome: success or not */
+    if (r < 0)
+        goto fail;
+    if (!paused) {
+        char sd[16];
+        snprintf(sd, sizeof(sd), "%lu", domid);
+        if (hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL) < 0) {
+            die("unpausing domain %lu failed", domid);
+            goto fail;
+        }
+        xl_start_workload((unsigned)domid, &cfg);
+    }
+    printf("%lu\n", domid);
+    return 0;
+fail:
+    destroy_domain((unsigned)domid);
+    return 1;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+    int paused = 0, i = 1;
+    if (i < argc && strcmp(argv[i], "-p") == 0) {
+        paused = 1;
+        i++;
+    }
+    if (i + 1 != argc)
+        return fprintf(stderr, "usage: xensim xl create [-p] CFG\n"), 2;
+    char *text;
+    size_t len;
+    if (read_file(argv[i], &text, &len) < 0)
+        return die("cannot read config %s: %s", argv[i], strerror(errno));
+    if (strlen(text) != len) {
+        free(text);
+        return die("config %s contains a NUL byte", argv[i]);
+    }
+    int r = create_common(text, argv[i], NULL, 0, paused);
+    free(text);
+    return r;
+}
+
+static int parse_domid(const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v == 0 || v >= 0x7ff0) {
+        fprintf(stderr, "invalid domain identifier '%s'\n", s);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* libxl__dm_resume: `continue` only if state is exactly `paused`. */
+static int dm_resume(unsigned domid)
+{
+    char p[256];
+    paths(domid, "state", p, sizeof(p));
+    char *st = xs_r(p);
+    int paused = st && strcmp(st, "paused") == 0;
+    free(st);
+    if (!paused)
+        return 0;
+    char c[256];
+    paths(domid, "command", c, sizeof(c));
+    if (xs_w(c, "continue") < 0)
+        return -1;
+    if (wait_value(p, "running", bound(DM_START_TIMEOUT), 0, NULL, 0) < 0)
+        return die("Device Model not ready (domain %u: no 'running' after continue)", domid), -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ save/restore */
+
+#define SAVE_MAGIC "xensim-xl-save 1\n"
+
+static int logdirty(unsigned domid, const char *cmd)
+{
+    char c[256], r[256];
+    paths(domid, "logdirty/cmd", c, sizeof(c));
+    paths(domid, "logdirty/ret", r, sizeof(r));
+    /* libxl: inside a transaction, a previous cmd must equal ret; both go */
+    for (;;) {
+        xs_transaction_t t = xs_transaction_start(g_xs);
+        unsigned l;
+        char *oc = xs_read(g_xs, t, c, &l), *orr = xs_read(g_xs, t, r, &l);
+        int bad = oc && (!orr || strcmp(oc, orr) != 0);
+        free(oc);
+        free(orr);
+        if (bad) {
+            xs_transaction_end(g_xs, t, true);
+            return die("logdirty: previous command not acknowledged by the device model"), -1;
+        }
+        xs_rm(g_xs, t, c);
+        xs_rm(g_xs, t, r);
+        xs_write(g_xs, t, c, cmd, strlen(cmd));
+        if (xs_transaction_end(g_xs, t, false))
+            break;
+        if (errno != EAGAIN)
+            return die("logdirty transaction: %s", strerror(errno)), -1;
+    }
+    char got[64];
+    int w = wait_value(r, cmd, bound(LOGDIRTY_TIMEOUT), 0, got, sizeof(got));
+    if (w < 0)
+        return die("logdirty switch: %s", w == -1 ? "timed out" : "xenstore error"), -1;
+    xs_rm(g_xs, XBT_NULL, c);
+    xs_rm(g_xs, XBT_NULL, r);
+    return 0;
+}
+
+static int cmd_save(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "-p") == 0) {
+            fprintf(stderr, "xensim xl save %s: resume after save is not yet done in xensim\n",
+                    argv[i]);
+            return 1;
+        }
+        return fprintf(stderr, "xensim xl save: unknown option %s\n", argv[i]), 2;
+    }
+    if (i + 2 != argc)
+        return fprintf(stderr, "usage: xensim xl save [-c] [-p] DOMID FILE\n"), 2;
+    unsigned domid;
+    if (parse_domid(argv[i], &domid) < 0)
+        return 2;
+    const char *file = argv[i + 1];
+    char cp[64];
+    snprintf(cp, sizeof(cp), "/libxl/%u/xl-config", domid);
+    char *cfgtext = xs_r(cp);
+    if (!cfgtext)
+        return die("domain %u: not created by xensim xl (no config)", domid);
+    if (logdirty(domid, "enable") < 0) {
+        free(cfgtext);
+        return die("Failed to save domain, resuming domain"), 1;
+    }
+    char sd[16];
+    snprintf(sd, sizeof(sd), "%u", domid);
+    if (hv(NULL, 0, "shutdown", sd, "suspend", NULL, NULL, NULL) < 0) {
+        free(cfgtext);
+        return die("guest did not suspend (domain %u)", domid);
+    }
+    char c[256], s[256];
+    paths(domid, "command", c, sizeof(c));
+    paths(domid, "state", s, sizeof(s));
+    if (xs_w(c, "save") < 0) {
+        free(cfgtext);
+        return 1;
+    }
+    /* libxl ignores this result: a timeout is only logged */
+    if (wait_value(s, "paused", bound(DM_START_TIMEOUT), 0, NULL, 0) < 0)
+        fprintf(stderr, "libxl: error: Device Model not ready\n");
+    char sf[4300];
+    libdir_file("qemu-save", domid, sf, sizeof(sf));
+    char *blob;
+    size_t blen;
+    int rc = 1;
+    if (read_file(sf, &blob, &blen) < 0) {
+        die("unable to open qemu save file %s: %s", sf, strerror(errno));
+        free(cfgtext);
+        logdirty(domid, "disable");
+        return 1;
+    }
+    FILE *f = fopen(file, "wb");
+    if (!f || fprintf(f, SAVE_MAGIC "config %zu\n", strlen(cfgtext)) < 0 ||
+        fwrite(cfgtext, 1, strlen(cfgtext), f) != strlen(cfgtext) ||
+        fprintf(f, "emulator %zu\n", blen) < 0 || fwrite(blob, 1, blen, f) != blen ||
+        fclose(f) != 0) {
+        die("writing %s: %s", file, strerror(errno));
+        f = NULL;
+    } else
+        rc = 0;
+    free(blob);
+    free(cfgtext);
+    if (logdirty(domid, "disable") < 0)
+        rc = 1;
+    if (rc == 0)
+        rc = destroy_domain(domid);
+    return rc;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+    int paused = 0, i = 1;
+    if (i < argc && strcmp(argv[i], "-p") == 0) {
+        paused = 1;
+        i++;
+    }
+    if (i + 1 != argc)
+        return fprintf(stderr, "usage: xensim xl restore [-p] FILE\n"), 2;
+    char *buf;
+    size_t len;
+    if (read_file(argv[i], &buf, &len) < 0)
+        return die("cannot open restore file %s: %s", argv[i], strerror(errno));
+    size_t ml = strlen(SAVE_MAGIC), clen, elen;
+    char *p = buf + ml, *end;
+    if (len < ml || memcmp(buf, SAVE_MAGIC, ml) != 0 || strncmp(p, "config ", 7) != 0)
+        goto bad;
+    clen = strtoul(p + 7, &end, 10);
+    if (*end != '\n' || clen > len - (size_t)(end + 1 - buf))
+        goto bad;
+    char *cfg = end + 1;
+    p = cfg + clen;
+    if ((size_t)(p - buf) + 9 > len || strncmp(p, "emulator ", 9) != 0)
+        goto bad;
+    elen = strtoul(p + 9, &end, 10);
+    if (*end != '\n' || elen != len - (size_t)(end + 1 - buf))
+        goto bad;
+    char *cfgcopy = strndup(cfg, clen);
+    if (!cfgcopy || strlen(cfgcopy) != clen) {
+        free(cfgcopy);
+        goto bad;
+    }
+    int r = create_common(cfgcopy, argv[i], end + 1, elen, paused);
+    free(cfgcopy);
+    free(buf);
+    return r;
+bad:
+    free(buf);
+    return die("%s: not a xensim xl save file or truncated", argv[i]);
+}
+
+static int cmd_simple(int argc, char **argv)
+{
+    if (argc != 2)
+        return fprintf(stderr, "usage: xensim xl %s DOMID\n", argv[0]), 2;
+    unsigned domid;
+    if (parse_domid(argv[1], &domid) < 0)
+        return 2;
+    char sd[16];
+    snprintf(sd, sizeof(sd), "%u", domid);
+    if (strcmp(argv[0], "pause") == 0)
+        return hv(NULL, 0, "pause", sd, NULL, NULL, NULL, NULL) < 0
+                   ? die("Domain %u: pause failed", domid) : 0;
+    if (strcmp(argv[0], "unpause") == 0) {
+        if (dm_resume(domid) < 0)
+            return 1;
+        return hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL) < 0
+                   ? die("Domain %u: unpause failed", domid) : 0;
+    }
+    return destroy_domain(domid);
+}
+
+int xl_main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--rundir") == 0 && i + 1 < argc)
+            g_rundir = argv[++i];
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > 3600)
+                return fprintf(stderr, "xensim xl: bad --timeout '%s'\n", argv[i]), 2;
+            g_timeout = (int)v;
+        } else if (strcmp(argv[i], "--dialect") == 0 && i + 1 < argc) {
+            if (strcmp(argv[++i], "traditional") != 0)
+                return fprintf(stderr, "xensim xl: only --dialect traditional is simulated\n"), 2;
+        } else
+            return fprintf(stderr, "xensim xl: unknown option %s\n", argv[i]), 2;
+    }
+    if (!g_rundir)
+        g_rundir = getenv("XENSIM_RUNDIR");
+    if (!g_rundir || i >= argc)
+        return fprintf(stderr, "usage: xensim xl [--rundir DIR] [--timeout S] "
+                               "[--dialect traditional] create|save|restore|pause|"
+                               "unpause|destroy|list|migrate …\n"), 2;
+    setenv("XENSIM_RUNDIR", g_rundir, 1);
+    char sock[4200], d[4200];
+    snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
+    setenv("XENSTORED_PATH", sock, 1);
+    snprintf(d, sizeof(d), "%s/xl", g_rundir);
+    mkdir(d, 0755);
+    snprintf(d, sizeof(d), "%s/xl/lib", g_rundir);
+    mkdir(d, 0700);
+    snprintf(d, sizeof(d), "%s/xl/log", g_rundir);
+    mkdir(d, 0755);
+    const char *cmd = argv[i];
+    if (strcmp(cmd, "list") == 0) {
+        static char out[1 << 16];
+        if (hv(out, sizeof(out), "list", NULL, NULL, NULL, NULL, NULL) < 0)
+            return die("listing domains failed (is xensim running in %s?)", g_rundir);
+        fputs(out, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "migrate") == 0) {
+        fprintf(stderr, "xensim xl migrate: not yet done in xensim (use save + restore)\n");
+        return 1;
+    }
+    g_xs = xs_open(0);
+    if (!g_xs)
+        return die("cannot connect to xenstore at %s: %s", sock, strerror(errno));
+    int r;
+    if (strcmp(cmd, "create") == 0)
+        r = cmd_create(argc - i, argv + i);
+    else if (strcmp(cmd, "save") == 0)
+        r = cmd_save(argc - i, argv + i);
+    else if (strcmp(cmd, "restore") == 0)
+        r = cmd_restore(argc - i, argv + i);
+    else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "unpause") == 0 ||
+             strcmp(cmd, "destroy") == 0)
+        r = cmd_simple(argc - i, argv + i);
+    else
+        r = (fprintf(stderr, "xensim xl: unknown command %s\n", cmd), 2);
+    xs_close(g_xs);
+    return r;
+}
