@@ -46,6 +46,8 @@ struct xsc {
     char state_pub[32];         /* "" until written: running | paused */
     char runstate_pub[256];
     char error_pub[512];
+    char *status_pub;           /* NULL until written; heap, XSC_STATUS_MAX */
+    uint64_t status_events;     /* run-state events seen (the `events` member) */
     uint64_t error_seq;
 
     /* Refusal log lines are rate-limited (the `error` node is not): a
@@ -166,11 +168,155 @@ static void publish_runstate(xsc *x)
     put_str(x, x->paths.runstate, text);
 }
 
+/* ------------------------------------------------------------- status */
+
+/* xenstore's value limit is 4096 bytes; the JSON stays well below it. */
+#define XSC_STATUS_MAX 3072
+#define XSC_STATUS_TRANSITIONS 8
+
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    bool full;
+} jbuf;
+
+static void jb_add(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jb_add(jbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (b->full)
+        return;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->len) {
+        b->full = true;
+        b->p[b->len] = '\0';
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+/* A JSON string of printable ASCII only (causes are short names; anything
+ * else becomes '?'). */
+static void jb_str(jbuf *b, const char *s)
+{
+    char tmp[80];
+    size_t j = 0;
+
+    for (size_t i = 0; s && s[i] && j + 1 < sizeof(tmp); i++) {
+        unsigned char c = (unsigned char)s[i];
+        tmp[j++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+    }
+    tmp[j] = '\0';
+    jb_add(b, "\"%s\"", tmp);
+}
+
+static void jb_time(jbuf *b, int64_t wall_ns)
+{
+    jb_add(b, "%lld.%06lld", (long long)(wall_ns / 1000000000),
+           (long long)((wall_ns % 1000000000) / 1000));
+}
+
+/* Build the status JSON into out (cap bytes).  List members are cut to what
+ * fits with room for the closing brackets; the JSON is always complete. */
+static size_t format_status(xsc *x, char *out, size_t cap)
+{
+    rs_hold_info info[RS_STATE__MAX];
+    rs_transition_rec hist[XSC_STATUS_TRANSITIONS];
+    size_t nh = rs_list_holds(x->cfg.vm, info, RS_STATE__MAX);
+    size_t nt = rs_history(x->cfg.vm, hist, XSC_STATUS_TRANSITIONS);
+    rs_state st = rs_get_state(x->cfg.vm);
+    const size_t reserve = 160;     /* closing text: events, disks, brackets */
+    jbuf b = { out, 0, cap - reserve, false };
+
+    if (nh > RS_STATE__MAX)
+        nh = RS_STATE__MAX;
+    if (nt > XSC_STATUS_TRANSITIONS)
+        nt = XSC_STATUS_TRANSITIONS;
+    jb_add(&b, "{\"status\":");
+    jb_str(&b, rs_state_name(st));
+    jb_add(&b, ",\"running\":%s,\"holds\":[", rs_state_is_live(st) ? "true" : "false");
+    for (size_t i = 0; i < nh; i++) {
+        size_t mark = b.len;
+        jb_add(&b, "%s{\"reason\":", i ? "," : "");
+        jb_str(&b, rs_state_name(info[i].reason));
+        jb_add(&b, ",\"group\":");
+        jb_str(&b, rs_group_name(info[i].group));
+        jb_add(&b, ",\"since\":");
+        jb_time(&b, info[i].since_wall_ns);
+        jb_add(&b, "}");
+        if (b.full) {
+            b.len = mark;
+            break;
+        }
+    }
+    b.full = false;
+    out[b.len] = '\0';
+    jb_add(&b, "],\"transitions\":[");
+    /* rs_history gives the oldest first; if fewer fit, keep the newest. */
+    size_t first = 0;
+    for (;;) {
+        size_t mark = b.len;
+        bool ok = true;
+        for (size_t i = first; i < nt && ok; i++) {
+            jb_add(&b, "%s{\"from\":", i > first ? "," : "");
+            jb_str(&b, rs_state_name(hist[i].from));
+            jb_add(&b, ",\"to\":");
+            jb_str(&b, rs_state_name(hist[i].to));
+            jb_add(&b, ",\"cause\":");
+            jb_str(&b, hist[i].cause);
+            jb_add(&b, ",\"at\":");
+            jb_time(&b, hist[i].wall_ns);
+            jb_add(&b, "}");
+            ok = !b.full;
+        }
+        if (ok || first >= nt)
+            break;
+        b.len = mark;
+        b.full = false;
+        out[b.len] = '\0';
+        first++;
+    }
+    b.cap = cap;            /* the reserve is for the rest */
+    b.full = false;
+    jb_add(&b, "],\"events\":%llu", (unsigned long long)x->status_events);
+    if (x->cfg.ops.status_disks) {
+        char disks[1024];
+        int n = x->cfg.ops.status_disks(x->cfg.ops.opaque, disks, sizeof(disks));
+        if (n >= 2 && (size_t)n < sizeof(disks) && disks[0] == '[' && disks[n - 1] == ']' &&
+            memchr(disks, '\0', (size_t)n) == NULL && b.len + (size_t)n + 16 < cap) {
+            disks[n] = '\0';
+            jb_add(&b, ",\"disks\":%s", disks);
+        }
+    }
+    jb_add(&b, "}");
+    return b.len;
+}
+
+static void publish_status(xsc *x)
+{
+    char text[XSC_STATUS_MAX];
+    size_t len = format_status(x, text, sizeof(text));
+
+    if (!x->status_pub) {
+        x->status_pub = calloc(1, XSC_STATUS_MAX);
+        if (!x->status_pub)
+            return;
+    }
+    memcpy(x->status_pub, text, len + 1);
+    if (put(x, x->paths.status, text, len) == 0)
+        x->st.status_writes++;
+}
+
 static void event_sink(void *opaque, const rs_event *ev)
 {
     xsc *x = opaque;
 
+    x->status_events++;
     publish_runstate(x);
+    publish_status(x);
     /* qemu-xen: QEMU's run-state hook writes `running` on every start. */
     if (x->cfg.dialect == XSC_DIALECT_QMP) {
         if (ev->type == RS_EV_RESUME && x->ready)
@@ -609,6 +755,8 @@ static int conn_up(void *opaque, struct xs_handle *xs, unsigned generation)
         put_str(x, x->paths.runstate, x->runstate_pub);
     if (x->error_pub[0])
         put_str(x, x->paths.error, x->error_pub);
+    if (x->status_pub)
+        put_str(x, x->paths.status, x->status_pub);
     xsc_logf(&x->log, RS_LOG_INFO, "republished state \"%s\", runstate \"%s\"",
              x->state_pub, x->runstate_pub);
     return 0;
@@ -708,6 +856,7 @@ int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len)
     }
     x->sink_added = true;
     publish_runstate(x);
+    publish_status(x);
     if (cfg->ops.fd_changed)
         xsc_conn_set_fd_cb(x->conn, cfg->ops.fd_changed, cfg->ops.opaque);
     x->next_sweep_ms = xsc_now_ms() + x->cfg.sweep_ms;
@@ -728,6 +877,7 @@ void xsc_free(xsc *x)
     if (x->sink_added)
         rs_event_sink_del(x->cfg.vm, event_sink, x);
     xsc_conn_free(x->conn);
+    free(x->status_pub);
     free(x);
 }
 

@@ -14,6 +14,8 @@
  *   disable_pf   read once at start
  *   runstate     "<QAPI state> holds=<h1>,<h2>"  (kept current)
  *   error        "<seq> <source> \"<value>\": <why>" (last refusal)
+ *   status       compact JSON: state, holds with since times, the last
+ *                transitions, an event counter (rewritten on every event)
  *
  * Commands become librunstate calls (docs/runstate.md §8 for save).  The
  * object is loop-agnostic: the dm polls xsc_fd() for POLLIN (re-read it
@@ -49,6 +51,11 @@ typedef struct xsc_ops {
      * called from inside xsc_handle_readable/_timeout/xsc_probe.  NULL: the
      * loop re-reads xsc_fd() before every poll instead. */
     void (*fd_changed)(void *opaque, int fd);
+    /* Parked device errors for the `status` node: write a JSON array
+     * ("[...]", at most len-1 bytes, NUL-terminated) into buf and return its
+     * length, or a negative value for none.  Anything that is not a
+     * complete array within len is dropped.  NULL: no "disks" member. */
+    int (*status_disks)(void *opaque, char *buf, size_t len);
     void *opaque;
 } xsc_ops;
 
@@ -88,6 +95,7 @@ typedef struct xsc_stats {
     uint64_t errors_written;      /* refusals written to `error` */
     uint64_t reconnects;
     uint64_t sweeps;              /* periodic probes / re-reads done */
+    uint64_t status_writes;       /* `status` values published */
 } xsc_stats;
 
 typedef struct xsc xsc;

@@ -44,6 +44,7 @@ int xsc_paths_init(xsc_paths *p, unsigned dm_domid, unsigned domid)
     rc |= xsc_path_fmt(p->disable_pf, sizeof(p->disable_pf), "%s/disable_pf", p->dir);
     rc |= xsc_path_fmt(p->runstate, sizeof(p->runstate), "%s/runstate", p->dir);
     rc |= xsc_path_fmt(p->error, sizeof(p->error), "%s/error", p->dir);
+    rc |= xsc_path_fmt(p->status, sizeof(p->status), "%s/status", p->dir);
     rc |= xsc_path_fmt(p->serial_tty, sizeof(p->serial_tty),
                        "/local/domain/%u/serial/0/tty", domid);
     rc |= xsc_path_fmt(p->guest_home, sizeof(p->guest_home), "/local/domain/%u", domid);

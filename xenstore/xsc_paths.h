@@ -34,6 +34,7 @@ typedef struct xsc_paths {
     char disable_pf[XSC_PATH_LEN];
     char runstate[XSC_PATH_LEN];
     char error[XSC_PATH_LEN];
+    char status[XSC_PATH_LEN];
     /* /local/domain/<domid>/serial/0/tty, for `xl console` */
     char serial_tty[XSC_PATH_LEN];
     /* /local/domain/<domid> */
