@@ -45,7 +45,8 @@ static int die(const char *fmt, ...)
 
 /* Run `xensim domain ARGS…`; its stdout into out. 0 or -1. */
 static int hv(char *out, size_t outlen, const char *a1, const char *a2,
-              const char *a3, const char *a4, const char *a5, const char *a6)
+              const char *a3, const char *a4, const char *a5, const char *a6,
+              const char *a7, const char *a8)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -60,7 +61,7 @@ static int hv(char *out, size_t outlen, const char *a1, const char *a2,
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
-        const char *argv[] = { "xensim", "domain", a1, a2, a3, a4, a5, a6, NULL };
+        const char *argv[] = { "xensim", "domain", a1, a2, a3, a4, a5, a6, a7, a8, NULL };
         execv("/proc/self/exe", (char *const *)argv);
         _exit(127);
     }
@@ -258,7 +259,6 @@ static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm
         argv[n++] = "-serial";
         argv[n++] = cfg->serial;
     }
-    argv[n++] = "-nographic";
     argv[n++] = "-std-vga";
     if (cfg->vcpus > 1) {
         argv[n++] = "-vcpus";
@@ -350,7 +350,7 @@ static int destroy_domain(unsigned domid)
     xs_rm(g_xs, XBT_NULL, p);
     char sd[16];
     snprintf(sd, sizeof(sd), "%u", domid);
-    if (hv(NULL, 0, "destroy", sd, NULL, NULL, NULL, NULL) < 0)
+    if (hv(NULL, 0, "destroy", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0)
         return die("Domain %u: destroy failed", domid);
     return 0;
 }
@@ -401,7 +401,7 @@ static int create_common(const char *cfgtext, const char *cfgname, const char *d
     char out[64], mem[16], vc[16];
     snprintf(mem, sizeof(mem), "%u", cfg.memory);
     snprintf(vc, sizeof(vc), "%u", cfg.vcpus);
-    if (hv(out, sizeof(out), "create", "--vcpus", vc, "--memory", mem, NULL) < 0)
+    if (hv(out, sizeof(out), "create", "--vcpus", vc, "--memory", mem, "--name", cfg.name, NULL) < 0)
         return die("domain creation failed (is xensim running in %s?)", g_rundir);
     char *end;
     unsigned long domid = strtoul(out, &end, 10);
@@ -438,7 +438,7 @@ static int create_common(const char *cfgtext, const char *cfgname, const char *d
     if (!paused) {
         char sd[16];
         snprintf(sd, sizeof(sd), "%lu", domid);
-        if (hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL) < 0) {
+        if (hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0) {
             die("unpausing domain %lu failed", domid);
             goto fail;
         }
@@ -571,7 +571,7 @@ static int cmd_save(int argc, char **argv)
     }
     char sd[16];
     snprintf(sd, sizeof(sd), "%u", domid);
-    if (hv(NULL, 0, "shutdown", sd, "suspend", NULL, NULL, NULL) < 0) {
+    if (hv(NULL, 0, "shutdown", sd, "suspend", NULL, NULL, NULL, NULL, NULL) < 0) {
         free(cfgtext);
         return die("guest did not suspend (domain %u)", domid);
     }
@@ -665,12 +665,12 @@ static int cmd_simple(int argc, char **argv)
     char sd[16];
     snprintf(sd, sizeof(sd), "%u", domid);
     if (strcmp(argv[0], "pause") == 0)
-        return hv(NULL, 0, "pause", sd, NULL, NULL, NULL, NULL) < 0
+        return hv(NULL, 0, "pause", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0
                    ? die("Domain %u: pause failed", domid) : 0;
     if (strcmp(argv[0], "unpause") == 0) {
         if (dm_resume(domid) < 0)
             return 1;
-        return hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL) < 0
+        return hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0
                    ? die("Domain %u: unpause failed", domid) : 0;
     }
     return destroy_domain(domid);
@@ -713,7 +713,7 @@ int xl_main(int argc, char **argv)
     const char *cmd = argv[i];
     if (strcmp(cmd, "list") == 0) {
         static char out[1 << 16];
-        if (hv(out, sizeof(out), "list", NULL, NULL, NULL, NULL, NULL) < 0)
+        if (hv(out, sizeof(out), "list", NULL, NULL, NULL, NULL, NULL, NULL, NULL) < 0)
             return die("listing domains failed (is xensim running in %s?)", g_rundir);
         fputs(out, stdout);
         return 0;
