@@ -319,7 +319,9 @@ static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm
     if (r == -3)
         return die("device model (pid %ld) died before it was ready; see %s", (long)pid, logpath), -1;
     if (r < 0) {
-        kill(pid, SIGKILL);
+        kill(pid, SIGKILL);  /* libxl kills the spawn on timeout */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
         return die("Device Model startup timed out (domain %u); see %s", domid, logpath), -1;
     }
     return 0;
