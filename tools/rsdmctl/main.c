@@ -7,13 +7,24 @@
 
 #include "rsdmctl.h"
 
-#define RSDMCTL_VERSION "0.1.0"
+#define RSDMCTL_VERSION "0.2.0"
 
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *help;
 } commands[] = {
+    { "list", rsdmctl_list, "list every rsdm on this host and its state" },
+    { "status", rsdmctl_status, "show a domain's run state, holds and recent transitions" },
+    { "stop", rsdmctl_control, "stop (pause) a domain's device model" },
+    { "cont", rsdmctl_control, "continue a stopped domain" },
+    { "retry", rsdmctl_control, "re-issue parked I/O after an io-error and continue" },
+    { "reset", rsdmctl_control, "reset the machine" },
+    { "powerdown", rsdmctl_control, "ask the guest to power down (ACPI power button)" },
+    { "wakeup", rsdmctl_control, "wake a suspended (S3) guest" },
+    { "save-state", rsdmctl_save_state, "save the device state of a stopped domain to a file" },
+    { "events", rsdmctl_events, "follow a domain's run-state events live" },
+    { "timeline", rsdmctl_timeline, "draw a domain's transitions and holds as SVG" },
     { "graph", rsdmctl_graph, "print the run-state machine (Graphviz DOT, or --pairs)" },
 };
 
@@ -22,7 +33,8 @@ static void usage(FILE *f)
     fprintf(f, "Usage: rsdmctl [--help|--version] COMMAND [ARGS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'rsdmctl COMMAND --help' describes a command.\n");
+    fprintf(f, "\n'rsdmctl COMMAND --help' describes a command.\n"
+               "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
