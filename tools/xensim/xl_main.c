@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,40 @@ static int wait_value(const char *path, const char *want, int secs, pid_t dm,
         }
     }
     xs_unwatch(g_xs, path, "xl");
+    return rc;
+}
+
+/* libxl waits on @releaseDomain until Xen reports the shutdown reason
+ * `suspend` (60 s, ERROR_GUEST_TIMEDOUT): Xen defers the shutdown while a
+ * vCPU has an ioreq outstanding, so the request alone is not enough. */
+static int wait_suspended(unsigned domid, int secs)
+{
+    if (!xs_watch(g_xs, "@releaseDomain", "xl-suspend"))
+        return -1;
+    char sd[16], info[4096];
+    snprintf(sd, sizeof(sd), "%u", domid);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = -1;
+    for (;;) {
+        if (hv(info, sizeof(info), "info", sd, NULL, NULL, NULL, NULL, NULL, NULL) == 0 &&
+            strstr(info, "\nshutdown_reason: suspend\n")) {
+            rc = 0;
+            break;
+        }
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = (long)secs * 1000 - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                         (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            break;
+        struct pollfd pfd = { .fd = xs_fileno(g_xs), .events = POLLIN };
+        if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) > 0) {
+            unsigned n;
+            free(xs_read_watch(g_xs, &n));
+        }
+    }
+    xs_unwatch(g_xs, "@releaseDomain", "xl-suspend");
     return rc;
 }
 
@@ -563,6 +598,11 @@ static int do_save(unsigned domid, const char *file, int destroy_after)
     if (hv(NULL, 0, "shutdown", sd, "suspend", NULL, NULL, NULL, NULL, NULL) < 0) {
         free(cfgtext);
         return die("guest did not suspend (domain %u)", domid);
+    }
+    if (wait_suspended(domid, bound(DM_START_TIMEOUT)) < 0) {
+        free(cfgtext);
+        logdirty(domid, "disable");
+        return die("guest did not suspend, timed out (domain %u)", domid);
     }
     char c[256], s[256];
     paths(domid, "command", c, sizeof(c));
