@@ -172,9 +172,10 @@ ctl_transport *ctl_open(const ctl_target *tg)
     ctl_transport *t;
 
     if (tg->qmp_path) {
-        ctl_err("--qmp %s: the QMP transport is not available in this build; "
-                "use xenstore (omit --qmp)", tg->qmp_path);
-        return NULL;
+        t = ctl_qmp_open(tg->qmp_path, tg->timeout_ms, why, sizeof(why));
+        if (!t)
+            ctl_err("%s", why);
+        return t;
     }
     t = ctl_xs_open(tg->domid, why, sizeof(why));
     if (!t)

@@ -69,6 +69,8 @@ struct ctl_transport {
 /* Connect to the dm of domid over xenstore (XENSTORED_PATH is honoured);
  * NULL with why filled. */
 ctl_transport *ctl_xs_open(unsigned domid, char *why, size_t why_len);
+/* Connect to a QMP monitor socket (greeting, qmp_capabilities). */
+ctl_transport *ctl_qmp_open(const char *path, int timeout_ms, char *why, size_t why_len);
 
 /* Common options of the per-domain commands: --qmp PATH, --timeout S. */
 typedef struct ctl_target {
