@@ -35,7 +35,8 @@ sim_start() {
 wait_value() {
     local path=$1 want=$2 bound=${3:-10} v="" line left end wpid
     coproc W { exec xenstore-watch "$path" 2>/dev/null; }
-    wpid=$W_PID
+    wpid=${W_PID:-}
+    [ -n "$wpid" ] || fail "cannot start xenstore-watch on $path"
     read -t "$bound" -u "${W[0]}" line || { kill "$wpid" 2>/dev/null; fail "cannot watch $path"; }
     end=$((SECONDS + bound))
     while :; do
