@@ -57,7 +57,9 @@ wait_value() {
 # Returns the child's exit status.
 wait_exit() {
     local pid=$1 bound=$2 rc
-    ( sleep "$bound"; kill -9 "$pid" 2>/dev/null && touch "$sim_tmp/killed.$pid" ) &
+    # The guard must not inherit the EXIT trap: it would clean up the test's
+    # directory when the guard itself is killed.
+    ( trap - EXIT; sleep "$bound"; kill -9 "$pid" 2>/dev/null && touch "$sim_tmp/killed.$pid" ) &
     local guard=$!
     wait "$pid"; rc=$?
     kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null
