@@ -484,20 +484,20 @@ void rs_do_reset(rs_vm *vm, rs_cause cause)
     bool was_live = rs_state_is_live(d);
     rs_state order[RS_STATE__MAX], released[RS_STATE__MAX];
     size_t n = rs_holds_ordered(vm, order, false), nr = 0;
+    /* Internal holds survive a reset, so this is known before the loop; a
+     * prelaunch hold stays only when the reset ends in prelaunch.  Released
+     * holds are reported in acquisition order (docs/runstate.md §9). */
+    bool internal = (rs_get_holds(vm) & GROUP_MASK_INTERNAL) != 0;
     for (size_t i = 0; i < n; i++) {
         rs_group g = rs_state_group(order[i]);
-        if (order[i] == RS_PRELAUNCH || g == RS_GROUP_INTERNAL)
+        if ((order[i] == RS_PRELAUNCH && !internal) || g == RS_GROUP_INTERNAL)
             continue;
         rs_hold_del(vm, order[i]);
         released[nr++] = order[i];
     }
-    bool internal = (rs_get_holds(vm) & GROUP_MASK_INTERNAL) != 0;
     bool add_prelaunch = false;
     if (internal) {
-        if (rs_held(vm, RS_PRELAUNCH)) {
-            rs_hold_del(vm, RS_PRELAUNCH);
-            released[nr++] = RS_PRELAUNCH;
-        }
+        /* the display stays (QEMU: not from inmigrate / finish-migrate) */
     } else if (!was_live) {
         add_prelaunch = !rs_held(vm, RS_PRELAUNCH);
         rs_hold_add(vm, RS_PRELAUNCH);
