@@ -416,10 +416,12 @@ static int cmd_xen_save(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret,
     int fd = open_for(q, arg_str(a, "filename"), O_WRONLY | O_CREAT | O_TRUNC, e);
     if (fd < 0)
         return -1;
-    /* QEMU: vm_stop(save-vm), save, restart if it was running.  A hold
-     * does both and keeps other stop reasons intact. */
+    /* QEMU: vm_stop(save-vm) acts only on a running VM (not suspended), then saves and
+     * restarts it.  A hold does both and keeps other stop reasons intact;
+     * a stopped VM is saved as it is (DESIGN: "stopped: unchanged"). */
     rs_err re = { 0 };
-    if (rs_hold_acquire(q->vm, RS_SAVE_VM, &re) < 0) {
+    bool held = rs_is_running(q->vm);
+    if (held && rs_hold_acquire(q->vm, RS_SAVE_VM, &re) < 0) {
         close(fd);
         qmp_error_set(e, "GenericError", "%s", re.msg[0] ? re.msg : "cannot stop for save");
         return -1;
@@ -431,7 +433,7 @@ static int cmd_xen_save(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret,
         rc = -1;
     }
     rs_err re2 = { 0 };
-    if (rs_hold_release(q->vm, RS_SAVE_VM, &re2) < 0)
+    if (held && rs_hold_release(q->vm, RS_SAVE_VM, &re2) < 0)
         dm_err("qmp: xen-save-devices-state: releasing save-vm: %s", re2.msg);
     if (rc < 0) {
         qmp_error_set(e, "GenericError", "%s", msg[0] ? msg : "saving device state failed");
