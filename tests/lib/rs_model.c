@@ -372,6 +372,10 @@ void rsm_process(rsm *m, bool reset)
         m->reset_pending = true;
     if (transient_held(m))
         return;     /* nothing is taken while save-vm / restore-vm is held */
+    if (m->debug_pending) {          /* §7 order: debug, ..., reset, ..., powerdown, vmstop */
+        m->debug_pending = false;
+        (void)rsm_stop(m, "debug");
+    }
     if (m->reset_pending) {
         m->reset_pending = false;
         bool was_live = rsm_live(m);
@@ -409,6 +413,10 @@ void rsm_process(rsm *m, bool reset)
             emit(m, "x-hold-released", rel[i]);
         if (added)
             emit(m, "x-hold-added", "prelaunch");
+    }
+    if (m->powerdown_pending) {
+        m->powerdown_pending = false;
+        emit(m, "POWERDOWN", NULL);
     }
     take_pending_stops(m);
 }

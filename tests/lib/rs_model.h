@@ -27,6 +27,7 @@ typedef struct rsm {
     unsigned long next_seq;
     bool W, A;
     bool reset_pending;              /* a reset request not yet taken */
+    bool debug_pending, powerdown_pending;
     int npending;                    /* pending stop requests, posting order */
     char pending[RSM_MAX][RSM_NAME];
     int nev;
