@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dev_uart.h"
+#include "dm_platform.h"
 #include "dm_chardev.h"
 #include "dm_guestmem.h"
 #include "dm_io.h"
@@ -52,6 +53,7 @@ struct dm_machine {
     dm_state_reg *state;
     dm_chardev *chr[DM_ARGS_MAX_SERIAL];
     uart *uarts[DM_ARGS_MAX_SERIAL];
+    dm_platform *plat;
     xsc *xsc;
     dm_watch *w_ioreq, *w_requests, *w_xsc;
     dm_timer *t_scan, *t_xsc;
@@ -104,10 +106,22 @@ static int dispatch_pci(void *opaque, uint32_t sbdf, uint32_t reg, unsigned size
     return r;
 }
 
+static void on_timeoffset(void *opaque, int64_t offset)
+{
+    dm_platform_timeoffset(((dm_machine *)opaque)->plat, offset);
+}
+
+static void before_answer(void *opaque)
+{
+    dm_platform_before_answer(((dm_machine *)opaque)->plat);
+}
+
 static const dm_ioreq_ops ioreq_ops = {
     .pio = dispatch_pio,
     .mmio = dispatch_mmio,
     .pci_config = dispatch_pci,
+    .timeoffset = on_timeoffset,
+    .before_answer = before_answer,
 };
 
 static int xen_isa_level(void *opaque, unsigned irq, bool level)
@@ -371,6 +385,15 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     };
     STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
     STEP("disks", refuse_disks(m, why, sizeof(why)));
+    STEP("platform devices",
+         dm_platform_init(&(dm_platform_cfg){ .pio = m->pio, .pci = m->pci, .irq = m->irq,
+                                               .vm = m->vm, .state = m->state,
+                                               .be = dm_platform_xen_backend(),
+                                               .be_opaque = &m->xen,
+                                               .disable_pf = xsc_disable_pf(m->xsc),
+                                               /* Xen's pmtimer shadows it; xensim has none */
+                                               .pm1_evt = true },
+                          &m->plat, why, sizeof(why)));
     if (m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)
         STEP("publish console", xsc_publish_serial_tty(m->xsc, dm_chardev_pty_path(m->chr[0])));
 
@@ -427,6 +450,7 @@ void dm_machine_stop(dm_machine *m)
         if (m->chr[i])
             dm_chardev_close(m->chr[i]);
     }
+    dm_platform_free(m->plat);
     dm_state_reg_free(m->state);
     dm_pci_bus_free(m->pci);
     dm_irq_free(m->irq);
