@@ -456,7 +456,7 @@ static int cmd_xen_load(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret,
     int rc = q->xen.load_devices_state(q->xen.opaque, fd, msg, sizeof(msg));
     close(fd);
     if (rc < 0) {
-        qmp_error_set(e, "GenericError", "%s", msg[0] ? msg : "loading device state failed");
+        qmp_error_set(e, "GenericError", "%s", msg[0] ? msg : "loading Xen device state failed");
         return -1;
     }
     return 0;
@@ -473,6 +473,17 @@ static int cmd_xen_dirty(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret
     if (q->xen.set_global_dirty_log(q->xen.opaque, json_is_true(json_object_get(a, "enable")),
                                     msg, sizeof(msg)) < 0) {
         qmp_error_set(e, "GenericError", "%s", msg[0] ? msg : "setting the dirty log failed");
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_query_migratable(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
+{
+    (void)c; (void)a; (void)ret;
+    char msg[256] = "";
+    if (q->xen.migratable && q->xen.migratable(q->xen.opaque, msg, sizeof(msg)) < 0) {
+        qmp_error_set(e, "GenericError", "%s", msg[0] ? msg : "the VM cannot be migrated");
         return -1;
     }
     return 0;
@@ -567,6 +578,7 @@ static const cmd_def commands[] = {
       { { "filename", A_STR, false }, { "live", A_BOOL, true }, { 0 } } },
     { "xen-load-devices-state", cmd_xen_load, { { "filename", A_STR, false }, { 0 } } },
     { "xen-set-global-dirty-log", cmd_xen_dirty, { { "enable", A_BOOL, false }, { 0 } } },
+    { "query-migratable", cmd_query_migratable, { { 0 } } },
     { "query-version", cmd_query_version, { { 0 } } },
     { "query-commands", cmd_query_commands, { { 0 } } },
     { "query-vnc", cmd_query_vnc, { { 0 } } },

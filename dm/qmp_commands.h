@@ -17,12 +17,19 @@ typedef struct qmp_commands qmp_commands;
 /* Hooks for the Xen-side commands; any may be NULL (the command then fails
  * with a GenericError saying it is not available).  fd is open for the
  * file named by the command (writable for save, readable for load) and is
- * closed by the command layer after the hook returns.  Return 0, or -1 with
+ * closed by the command layer after the hook returns.  save_devices_state
+ * runs with the display in save-vm when the VM was running (it is restarted
+ * afterwards) and in its stopped state otherwise: a hook that must release
+ * image locks "when live and stopped" (QEMU) tests
+ * live && rs_get_state(vm) != RS_SAVE_VM.  Return 0, or -1 with
  * a message in err (becomes the GenericError text). */
 typedef struct qmp_xen_hooks {
     int (*save_devices_state)(void *opaque, int fd, bool live, char *err, size_t errlen);
     int (*load_devices_state)(void *opaque, int fd, char *err, size_t errlen);
     int (*set_global_dirty_log)(void *opaque, bool enable, char *err, size_t errlen);
+    /* XenServer's query-migratable: -1 with the reason when the VM cannot
+     * be suspended (xenopsd records it); NULL means always migratable. */
+    int (*migratable)(void *opaque, char *err, size_t errlen);
     void *opaque;
 } qmp_xen_hooks;
 

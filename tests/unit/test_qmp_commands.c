@@ -139,6 +139,8 @@ static void test_status_stop_cont(void **state)
     json_decref(r);
     ok(f, "cont", NULL);
     status_is(f, "running", true, "");
+    ok(f, "cont", NULL);   /* idempotent, as libxl's resume needs */
+    status_is(f, "running", true, "");
 }
 
 static void test_cont_errors(void **state)
@@ -281,6 +283,7 @@ static void test_introspection(void **state)
     assert_int_equal(json_array_size(r), 1);
     json_decref(r);
     fails(f, "query-command-line-options", "{\"option\":\"nope\"}", "Invalid parameter 'option'");
+    ok(f, "query-migratable", NULL);
     json_t *a = json_object();
     json_t *ret = NULL;
     qmp_error e;
