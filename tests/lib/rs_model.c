@@ -376,8 +376,18 @@ void rsm_process(rsm *m, bool reset)
         m->debug_pending = false;
         (void)rsm_stop(m, "debug");
     }
+    if (m->suspend_pending) {        /* §10: a stopped VM keeps it pending */
+        if (!strcmp(m->display, "running")) {
+            m->suspend_pending = false;
+            set_display(m, "suspended");
+            emit(m, "SUSPEND", NULL);
+        } else if (!strcmp(m->display, "suspended")) {
+            m->suspend_pending = false;
+        }
+    }
     if (m->reset_pending) {
         m->reset_pending = false;
+        m->suspend_pending = m->wakeup_pending = false;
         bool was_live = rsm_live(m);
         bool was_susp = !strcmp(m->display, "suspended");
         emit(m, "RESET", NULL);
@@ -414,9 +424,29 @@ void rsm_process(rsm *m, bool reset)
         if (added)
             emit(m, "x-hold-added", "prelaunch");
     }
+    if (m->wakeup_pending) {
+        m->wakeup_pending = false;
+        if (!strcmp(m->display, "suspended")) {
+            set_display(m, "running");
+            emit(m, "WAKEUP", NULL);
+        } else if (!rsm_live(m) && m->W) {
+            m->W = false;
+            emit(m, "WAKEUP", NULL);
+        }
+    }
     if (m->powerdown_pending) {
         m->powerdown_pending = false;
         emit(m, "POWERDOWN", NULL);
     }
     take_pending_stops(m);
+}
+
+void rsm_request_suspend(rsm *m) { m->suspend_pending = true; }
+
+int rsm_request_wakeup(rsm *m)
+{
+    if (strcmp(m->display, "suspended"))
+        return -EINVAL;     /* "Unable to wake up: guest is not in suspended state" */
+    m->wakeup_pending = true;
+    return 0;
 }

@@ -27,7 +27,7 @@ typedef struct rsm {
     unsigned long next_seq;
     bool W, A;
     bool reset_pending;              /* a reset request not yet taken */
-    bool debug_pending, powerdown_pending;
+    bool debug_pending, powerdown_pending, suspend_pending, wakeup_pending;
     int npending;                    /* pending stop requests, posting order */
     char pending[RSM_MAX][RSM_NAME];
     int nev;
@@ -50,5 +50,9 @@ void rsm_post_stop(rsm *m, const char *reason);
 /* rs_process_requests with an optional reset request (guest-reset cause)
  * and the pending stop requests. */
 void rsm_process(rsm *m, bool reset);
+/* Post a suspend request (taken by rsm_process). */
+void rsm_request_suspend(rsm *m);
+/* Post a wakeup request: refused unless the display is suspended. */
+int rsm_request_wakeup(rsm *m);
 
 #endif
