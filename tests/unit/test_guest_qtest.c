@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "guest_ahci.h"
 #include "guest_fw.h"
 #include "guest_ide.h"
 #include "guest_qtest.h"
@@ -255,6 +256,58 @@ static void test_ide_pio_dma(void **state)
     close(fd);
 }
 
+static void test_ahci_dma_ncq(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(start(f, "q35", false), 0);
+    struct guest_fw fw;
+    BUS_OK(f, guest_fw_scan(&f->bus, &fw, false));
+    struct guest_ahci h;
+    BUS_OK(f, guest_ahci_init(&h, &f->bus, &fw));
+    assert_int_equal(h.sectors, DISK_SECTORS);
+    assert_int_equal(h.nslots, 32);
+    assert_true(h.ncq);
+
+    static uint8_t out[32][16 * 512], in[32][16 * 512];
+    fill_pattern(out[0], 50, 16, 5);
+    BUS_OK(f, guest_ahci_rw(&h, true, 50, 16, out[0]));
+    BUS_OK(f, guest_ahci_rw(&h, false, 50, 16, in[0]));
+    assert_memory_equal(in[0], out[0], 16 * 512);
+
+    /* 32 tags in flight: writes to disjoint ranges, then reads of them. */
+    struct guest_ahci_io io[32];
+    for (unsigned t = 0; t < 32; t++) {
+        uint32_t lba = 2000 + t * 16;
+        fill_pattern(out[t], lba, 16, 9);
+        io[t] = (struct guest_ahci_io){ .write = true, .lba = lba, .count = 16, .buf = out[t] };
+    }
+    BUS_OK(f, guest_ahci_ncq(&h, io, 32));
+    for (unsigned t = 0; t < 32; t++)
+        io[t] = (struct guest_ahci_io){ .write = false, .lba = 2000 + t * 16, .count = 16,
+                                        .buf = in[31 - t] };
+    BUS_OK(f, guest_ahci_ncq(&h, io, 32));
+    for (unsigned t = 0; t < 32; t++)
+        assert_memory_equal(in[31 - t], out[t], 16 * 512);
+    BUS_OK(f, guest_ahci_flush(&h));
+
+    /* COMRESET, then the disk still answers with the same data. */
+    BUS_OK(f, guest_ahci_comreset(&h));
+    BUS_OK(f, guest_ahci_rw(&h, false, 2000, 16, in[0]));
+    assert_memory_equal(in[0], out[0], 16 * 512);
+    assert_int_equal(guest_ahci_rw(&h, false, DISK_SECTORS - 1, 2, in[0]), -1);
+    assert_int_equal(h.timeouts, 0);
+    assert_int_equal(h.errors, 0);
+    stop(f);
+
+    int fd = open(f->disk, O_RDONLY);
+    assert_true(fd >= 0);
+    for (unsigned t = 0; t < 32; t++) {
+        assert_int_equal(pread(fd, in[0], 16 * 512, (off_t)(2000 + t * 16) * 512), 16 * 512);
+        assert_memory_equal(in[0], out[t], 16 * 512);
+    }
+    close(fd);
+}
+
 int main(void)
 {
     if (!guest_qtest_find_qemu()) {
@@ -266,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fw_refuses_q35, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uart_numbered_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ide_pio_dma, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ahci_dma_ncq, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
