@@ -30,8 +30,15 @@ typedef struct fdset {
     struct fdset *next;   /* ascending id */
 } fdset;
 
+typedef struct named_fd {
+    char *name;
+    int fd;
+    struct named_fd *next;
+} named_fd;
+
 struct qmp_commands {
     rs_vm *vm;
+    named_fd *named;   /* getfd; QEMU keeps them per monitor, rsdm per dm */
     qmp_server *srv;
     qmp_xen_hooks xen;
     bool wakeup_supported;
@@ -369,6 +376,57 @@ static int cmd_query_fdsets(qmp_commands *q, qmp_client *c, json_t *a, json_t **
     return 0;
 }
 
+/* QEMU's getfd/closefd: an fd received over SCM_RIGHTS kept by name;
+ * getfd with a name in use replaces (closes) the old fd. */
+static int cmd_getfd(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
+{
+    (void)ret;
+    const char *name = arg_str(a, "fdname");
+    if (name[0] >= '0' && name[0] <= '9') {
+        qmp_error_set(e, "GenericError", "Parameter 'fdname' expects a name not starting with a digit");
+        return -1;
+    }
+    int fd = qmp_client_take_fd(c);
+    if (fd < 0) {
+        qmp_error_set(e, "GenericError", "No file descriptor supplied via SCM_RIGHTS");
+        return -1;
+    }
+    for (named_fd *n = q->named; n; n = n->next)
+        if (!strcmp(n->name, name)) {
+            close(n->fd);
+            n->fd = fd;
+            return 0;
+        }
+    named_fd *n = calloc(1, sizeof(*n));
+    if (!n || !(n->name = strdup(name))) {
+        free(n);
+        close(fd);
+        qmp_error_set(e, "GenericError", "getfd: out of memory");
+        return -1;
+    }
+    n->fd = fd;
+    n->next = q->named;
+    q->named = n;
+    return 0;
+}
+
+static int cmd_closefd(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
+{
+    (void)c; (void)ret;
+    const char *name = arg_str(a, "fdname");
+    for (named_fd **pp = &q->named; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->name, name)) {
+            named_fd *n = *pp;
+            *pp = n->next;
+            close(n->fd);
+            free(n->name);
+            free(n);
+            return 0;
+        }
+    qmp_error_set(e, "GenericError", "File descriptor named '%.200s' not found", name);
+    return -1;
+}
+
 int qmp_commands_open(qmp_commands *q, const char *path, int flags)
 {
     static const char pfx[] = "/dev/fdset/";
@@ -574,6 +632,8 @@ static const cmd_def commands[] = {
     { "add-fd", cmd_add_fd, { { "fdset-id", A_INT, true }, { "opaque", A_STR, true }, { 0 } } },
     { "remove-fd", cmd_remove_fd, { { "fdset-id", A_INT, false }, { "fd", A_INT, true }, { 0 } } },
     { "query-fdsets", cmd_query_fdsets, { { 0 } } },
+    { "getfd", cmd_getfd, { { "fdname", A_STR, false }, { 0 } } },
+    { "closefd", cmd_closefd, { { "fdname", A_STR, false }, { 0 } } },
     { "xen-save-devices-state", cmd_xen_save,
       { { "filename", A_STR, false }, { "live", A_BOOL, true }, { 0 } } },
     { "xen-load-devices-state", cmd_xen_load, { { "filename", A_STR, false }, { 0 } } },
@@ -682,6 +742,13 @@ void qmp_commands_free(qmp_commands *q)
             free(f);
         }
         free(s);
+    }
+    while (q->named) {
+        named_fd *n = q->named;
+        q->named = n->next;
+        close(n->fd);
+        free(n->name);
+        free(n);
     }
     for (size_t i = 0; i < q->nchardevs; i++) {
         free(q->chardevs[i].label);

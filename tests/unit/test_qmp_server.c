@@ -386,6 +386,17 @@ static void test_fds(void **state)
     sendstr(c, "{\"execute\":\"remove-fd\",\"arguments\":{\"fdset-id\":5,\"fd\":9999}}");
     expect_error(next(f, c), "GenericError",
                  "File descriptor named 'fdset-id:5, fd:9999' not found");
+    /* getfd / closefd: named fds, one-byte message then the command */
+    send_with_fd(c->fd, " ", 1, p[1]);
+    pump(f);
+    sendstr(c, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"mig\"}}");
+    expect_ok(next(f, c));
+    sendstr(c, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"other\"}}");
+    expect_error(next(f, c), "GenericError", "No file descriptor supplied via SCM_RIGHTS");
+    sendstr(c, "{\"execute\":\"closefd\",\"arguments\":{\"fdname\":\"mig\"}}");
+    expect_ok(next(f, c));
+    sendstr(c, "{\"execute\":\"closefd\",\"arguments\":{\"fdname\":\"mig\"}}");
+    expect_error(next(f, c), "GenericError", "File descriptor named 'mig' not found");
     close(p[0]);
     close(p[1]);
     cli_close(c);
@@ -507,6 +518,21 @@ static void test_events_all(void **state)
     json_decref(r);
     pump(f);
     assert_int_equal(recv(neg->fd, neg->buf, sizeof(neg->buf), MSG_DONTWAIT), -1);
+    /* stop, then an I/O error while paused: x-hold-added names the hold */
+    sendstr(a, "{\"execute\":\"stop\"}");
+    r = next(f, a);
+    assert_string_equal(json_string_value(json_object_get(r, "event")), "STOP");
+    json_decref(r);
+    expect_ok(next(f, a));
+    json_decref(next(f, b));   /* STOP */
+    rs_err re = { 0 };
+    assert_int_equal(rs_vm_stop(f->vm, RS_IO_ERROR, &re), 0);
+    r = next(f, b);
+    assert_string_equal(json_string_value(json_object_get(r, "event")), "x-hold-added");
+    json_t *d = json_object_get(r, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "hold")), "io-error");
+    assert_string_equal(json_string_value(json_object_get(d, "status")), "paused");
+    json_decref(r);
     cli_close(a);
     cli_close(b);
     cli_close(neg);
