@@ -131,16 +131,18 @@ int qmp_server_listen_fd(qmp_server *s, int fd)
         dm_err("qmp: too many monitor sockets (max %d), fd %d refused", MAX_LISTENERS, fd);
         return -ENOSPC;
     }
-    int r = set_nonblock(fd);
-    if (r < 0) {
-        dm_err("qmp: fd %d: cannot make it non-blocking: %s", fd, strerror(-r));
-        return r;
-    }
     /* An inherited fd may not be listening yet (libxl passes a bound socket
-     * already listening; listen() again is harmless). */
+     * already listening; listen() again is harmless).  Checked first so a
+     * refused fd keeps its flags. */
+    int r;
     if (listen(fd, 64) < 0) {
         r = -errno;
         dm_err("qmp: fd %d is not a listening stream socket: %s", fd, strerror(errno));
+        return r;
+    }
+    r = set_nonblock(fd);
+    if (r < 0) {
+        dm_err("qmp: fd %d: cannot make it non-blocking: %s", fd, strerror(-r));
         return r;
     }
     fcntl(fd, F_SETFD, FD_CLOEXEC);

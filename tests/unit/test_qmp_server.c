@@ -434,6 +434,34 @@ static void test_burst(void **state)
     unlink(path);
 }
 
+/* libxl's dm_restrict: it binds and listens (backlog 1) and passes the fd. */
+static void test_inherited_fd(void **state)
+{
+    fix *f = *state;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/qmp-inh-%d.sock", (int)getpid());
+    unlink(sa.sun_path);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(qmp_server_listen_fd(f->srv, l), 0);
+    for (int i = 0; i < 3; i++) {   /* sequential short connections */
+        cli *c = calloc(1, sizeof(*c));
+        c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        json_t *g = next(f, c);
+        assert_non_null(json_object_get(g, "QMP"));
+        json_decref(g);
+        cli_close(c);
+    }
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(qmp_server_listen_fd(f->srv, p[0]), -ENOTSOCK);   /* refused, logged */
+    close(p[0]);
+    close(p[1]);
+    unlink(sa.sun_path);
+}
+
 static void test_never_reads(void **state)
 {
     fix *f = *state;
@@ -549,6 +577,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inherited_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vanish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_all, setup, teardown),
