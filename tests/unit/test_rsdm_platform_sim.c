@@ -28,6 +28,7 @@
 #include <xenstore.h>
 
 #include "../lib/xsim_emu.h"
+#include "guest_fw.h"
 #include "hv.h"
 
 #define WAIT_MS 10000
@@ -198,6 +199,59 @@ static void test_scan_finds_chipset(void **state)
     assert_int_equal(v, 0x49d2);
 }
 
+/* A guest_bus over the in-process hypervisor: ports and MMIO only, which
+ * is all the firmware's PCI pass uses. */
+static int hv_in(struct guest_bus *b, uint16_t port, unsigned size, uint32_t *val)
+{
+    uint64_t v = 0;
+    int r = xsim_pio(((fixture *)b->priv)->d, 0, false, port, size, &v);
+    *val = (uint32_t)v;
+    return r;
+}
+
+static int hv_out(struct guest_bus *b, uint16_t port, unsigned size, uint32_t val)
+{
+    uint64_t v = val;
+    return xsim_pio(((fixture *)b->priv)->d, 0, true, port, size, &v);
+}
+
+static int hv_mr(struct guest_bus *b, uint64_t addr, unsigned size, uint64_t *val)
+{
+    return xsim_mmio(((fixture *)b->priv)->d, 0, false, addr, size, val);
+}
+
+static int hv_mw(struct guest_bus *b, uint64_t addr, unsigned size, uint64_t val)
+{
+    return xsim_mmio(((fixture *)b->priv)->d, 0, true, addr, size, &val);
+}
+
+static const struct guest_bus_ops hv_bus_ops = {
+    .pio_in = hv_in, .pio_out = hv_out, .mmio_read = hv_mr, .mmio_write = hv_mw,
+};
+
+/* issue 5's firmware driver: hvmloader's checks, PIRQ routes, BARs. */
+static void test_firmware_pci_pass(void **state)
+{
+    fixture *f = *state;
+    static struct guest_bus b;
+    static struct guest_fw fw;
+    memset(&fw, 0, sizeof(fw));
+    guest_bus_init(&b, &hv_bus_ops, f, 0x100000, 0x200000);
+    int r = guest_fw_scan(&b, &fw, true);
+    if (r != 0)
+        fprintf(stderr, "firmware: %s\n", guest_bus_error(&b));
+    assert_int_equal(r, 0);
+    assert_non_null(guest_fw_find(&fw, 0x8086, 0x1237));
+    assert_non_null(guest_fw_find(&fw, 0x8086, 0x7000));
+    assert_non_null(guest_fw_find(&fw, 0x8086, 0x7113));
+    const struct guest_pci_dev *x = guest_fw_find(&fw, 0x5853, 0x0001);
+    assert_non_null(x);
+    assert_true(x->bar[0] != 0 && x->bar[1] != 0);
+    /* The routes it chose are in the ISA bridge. */
+    for (unsigned i = 0; i < 4; i++)
+        assert_int_equal(cfg(f, 1, 0, 0x60 + i, 1), fw.pirq_irq[i]);
+}
+
 static void test_reset_reboots_domain(void **state)
 {
     fixture *f = *state;
@@ -232,6 +286,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scan_finds_chipset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_firmware_pci_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_reboots_domain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s5_powers_off_and_dm_exits, setup, teardown),
     };
