@@ -86,7 +86,7 @@ static const char *internal_held(const rsm *m)
     return NULL;
 }
 
-static void emit(rsm *m, const char *type, const char *hold)
+void rsm_emit(rsm *m, const char *type, const char *hold)
 {
     if (m->nev >= 64)
         return;
@@ -95,6 +95,7 @@ static void emit(rsm *m, const char *type, const char *hold)
     snprintf(e->hold, sizeof(e->hold), "%s", hold ? hold : "");
     memcpy(e->display, m->display, RSM_NAME);
 }
+#define emit rsm_emit
 static void set_display(rsm *m, const char *s) { snprintf(m->display, RSM_NAME, "%s", s); }
 
 static void add(rsm *m, const char *r)

@@ -54,5 +54,7 @@ void rsm_process(rsm *m, bool reset);
 void rsm_request_suspend(rsm *m);
 /* Post a wakeup request: refused unless the display is suspended. */
 int rsm_request_wakeup(rsm *m);
+/* Append an expected event (for operations composed by a harness). */
+void rsm_emit(rsm *m, const char *type, const char *hold);
 
 #endif

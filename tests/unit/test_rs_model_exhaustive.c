@@ -19,8 +19,11 @@
 #include "../lib/rs_model.h"
 #include "runstate.h"
 
-typedef struct op { const char *name; int kind; const char *a, *b; } op;
-enum { O_STOP, O_CONT, O_RETRY, O_ACQ, O_REL, O_RESET, O_BATCH, O_SUSPEND, O_WAKEUP };
+typedef struct op op;
+static int model_apply(rsm *m, const op *o);
+
+struct op { const char *name; int kind; const char *a, *b; };
+enum { O_STOP, O_CONT, O_RETRY, O_ACQ, O_REL, O_RESET, O_BATCH, O_SUSPEND, O_WAKEUP, O_WDOG, O_PANIC };
 static const op ops[] = {
     { "stop paused", O_STOP, "paused", 0 }, { "stop io-error", O_STOP, "io-error", 0 },
     { "stop watchdog", O_STOP, "watchdog", 0 }, { "stop guest-panicked", O_STOP, "guest-panicked", 0 },
@@ -34,6 +37,8 @@ static const op ops[] = {
     { "batch paused+io-error", O_BATCH, "paused", "io-error" },
     { "acquire restore-vm", O_ACQ, "restore-vm", 0 }, { "release restore-vm", O_REL, "restore-vm", 0 },
     { "suspend", O_SUSPEND, 0, 0 }, { "wakeup", O_WAKEUP, 0, 0 },
+    { "watchdog (pause)", O_WDOG, "pause", 0 }, { "watchdog (reset)", O_WDOG, "reset", 0 },
+    { "guest panic (pause)", O_PANIC, "pause", 0 },
 };
 #define NOPS ((int)(sizeof(ops) / sizeof(ops[0])))
 #define MAXEV 64
@@ -130,6 +135,28 @@ static void run_one(bool start_running, int n)
             rsm_process(&m, false);
             rm = 0;
             break;
+        case O_WDOG: {
+            rs_action_update u;
+            memset(&u, 0, sizeof u);
+            u.has_watchdog = true;
+            assert_int_equal(rs_watchdog_action_from_name(o->a, &u.value.watchdog), 0);
+            assert_int_equal(rs_set_actions(vm, &u), 0);
+            ri = rs_watchdog_expired(vm);
+            if (ri == 0)
+                ri = rs_process_requests(vm, &ex);
+            rm = model_apply(&m, o);
+            break;
+        }
+        case O_PANIC: {
+            rs_action_update u;
+            memset(&u, 0, sizeof u);
+            u.has_panic = true;
+            assert_int_equal(rs_panic_action_from_name(o->a, &u.value.panic), 0);
+            assert_int_equal(rs_set_actions(vm, &u), 0);
+            ri = rs_guest_panicked(vm);
+            rm = model_apply(&m, o);
+            break;
+        }
         }
         if (ri != rm)
             MISMATCH("return %d, model %d", ri, rm);
@@ -178,10 +205,12 @@ static void run_one(bool start_running, int n)
  * left).  A prefix reaching a signature already explored with the same
  * number of operations left has the same futures in the model, and the
  * implementation matched the model on every step of both prefixes, so its
- * subtree is counted, not run again: every distinct behaviour within 5
+ * extensions are counted, not run again (the prefix itself always runs, so
+ * every operation from every reachable state is checked): every distinct behaviour within 5
  * operations is still enumerated.  RSM_NOPRUNE=1 runs every sequence. */
-static void model_apply(rsm *m, const op *o)
+static int model_apply(rsm *m, const op *o)
 {
+    int r = 0;
     switch (o->kind) {
     case O_STOP: (void)rsm_stop(m, o->a); break;
     case O_CONT: (void)rsm_cont(m); break;
@@ -192,8 +221,18 @@ static void model_apply(rsm *m, const op *o)
     case O_BATCH: rsm_post_stop(m, o->a); rsm_post_stop(m, o->b); rsm_process(m, false); break;
     case O_SUSPEND: rsm_request_suspend(m); rsm_process(m, false); break;
     case O_WAKEUP: (void)rsm_request_wakeup(m); rsm_process(m, false); break;
+    case O_WDOG:    /* §12: WATCHDOG first, then the action as a request */
+        rsm_emit(m, "WATCHDOG", NULL);
+        if (!strcmp(o->a, "pause"))
+            rsm_post_stop(m, "watchdog");
+        rsm_process(m, !strcmp(o->a, "reset"));
+        break;
+    case O_PANIC:   /* GUEST_PANICKED first, then (pause) a stop */
+        rsm_emit(m, "GUEST_PANICKED", NULL);
+        r = rsm_stop(m, "guest-panicked");
+        break;
     }
-    m->nev = 0;
+    return r;
 }
 
 static uint64_t signature(const rsm *m, int left, bool start_running)
@@ -238,13 +277,14 @@ static unsigned long subtree(int left)   /* sequences in a subtree, its root inc
 static void walk(bool start_running, int d, const rsm *m)
 {
     if (d > 0) {
-        if (prune && !seen_insert(signature(m, depth - d, start_running))) {
-            count += subtree(depth - d);
-            return;
-        }
+        /* the sequence itself always runs: its last operation is checked */
         run_one(start_running, d);
         count++;
         ran++;
+        if (prune && !seen_insert(signature(m, depth - d, start_running))) {
+            count += subtree(depth - d) - 1;
+            return;
+        }
     }
     if (d == depth)
         return;
@@ -252,6 +292,7 @@ static void walk(bool start_running, int d, const rsm *m)
         seq[d] = i;
         rsm next = *m;
         model_apply(&next, &ops[i]);
+        next.nev = 0;
         walk(start_running, d + 1, &next);
     }
 }
