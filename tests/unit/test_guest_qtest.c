@@ -24,6 +24,7 @@
 #include "guest_ahci.h"
 #include "guest_fw.h"
 #include "guest_ide.h"
+#include "guest_pm.h"
 #include "guest_qtest.h"
 #include "guest_uart.h"
 
@@ -308,6 +309,43 @@ static void test_ahci_dma_ncq(void **state)
     close(fd);
 }
 
+static void test_pm_reset_s5(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(start(f, "pc", false), 0);
+    struct guest_fw fw;
+    BUS_OK(f, guest_fw_scan(&f->bus, &fw, true));
+    struct guest_pm pm;
+    BUS_OK(f, guest_pm_init(&pm, &f->bus, &fw));
+    const struct guest_pci_dev *ide = guest_fw_find(&fw, 0x8086, 0x7010);
+    assert_non_null(ide);
+    uint32_t cmd;
+    BUS_OK(f, guest_pci_read(&f->bus, ide->bdf, 4, 2, &cmd));
+    assert_int_not_equal(cmd & 5, 0);
+    /* 0xCF9 reset: the machine resets asynchronously in QEMU's main loop;
+     * wait (bounded) until the IDE function's command register is back
+     * to its reset value. */
+    BUS_OK(f, guest_reset_cf9(&f->bus));
+    bool reset = false;
+    for (int i = 0; i < 100000 && !reset; i++) {
+        BUS_OK(f, guest_pci_read(&f->bus, ide->bdf, 4, 2, &cmd));
+        reset = (cmd & 5) == 0;
+    }
+    assert_true(reset);
+    /* Firmware again after the reset, then S5: QEMU powers off and the
+     * connection closes. */
+    BUS_OK(f, guest_fw_scan(&f->bus, &fw, true));
+    BUS_OK(f, guest_pm_init(&pm, &f->bus, &fw));
+    BUS_OK(f, guest_pm_sleep(&pm, 0));
+    uint8_t v;
+    int r = 0;
+    for (int i = 0; i < 100000 && r == 0; i++)
+        r = guest_inb(&f->bus, 0x3f6, &v);
+    assert_int_equal(r, -1);
+    printf("after S5: %s\n", guest_bus_error(&f->bus));
+    assert_non_null(strstr(guest_bus_error(&f->bus), "qtest: "));
+}
+
 int main(void)
 {
     if (!guest_qtest_find_qemu()) {
@@ -320,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uart_numbered_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ide_pio_dma, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ahci_dma_ncq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pm_reset_s5, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,7 +123,8 @@ static int command(struct guest_bus *b, const char *cmd)
     struct qt *q = b->priv;
     size_t len = strlen(cmd), off = 0;
     while (off < len) {
-        ssize_t n = write(q->fd, cmd + off, len - off);
+        /* MSG_NOSIGNAL: QEMU gone (S5, crash) must be an error, not SIGPIPE. */
+        ssize_t n = send(q->fd, cmd + off, len - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
