@@ -1,0 +1,172 @@
+/*
+ * xensim guests: the hypervisor back-end (see guest_hv.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv.h"
+#include "guest_hv.h"
+
+struct gh {
+    struct hv_domain *d;
+    unsigned vcpu;
+    uint8_t *ram;
+    uint64_t ram_size;
+};
+
+static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, unsigned size,
+              uint64_t *data)
+{
+    struct gh *g = b->priv;
+    ioreq_t r;
+    memset(&r, 0, sizeof(r));
+    r.type = type;
+    r.dir = dir;
+    r.addr = addr;
+    r.size = size;
+    r.count = 1;
+    r.data = dir == IOREQ_WRITE ? *data : 0;
+    int rc = hv_vcpu_io(g->d, g->vcpu, &r, b->timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        /* Still outstanding: a real vCPU keeps waiting, so do we, once. */
+        rc = hv_vcpu_io_wait(g->d, g->vcpu, &r, b->timeout_ms);
+    }
+    if (rc < 0)
+        return guest_bus_fail(b, "hv: vCPU %u %s %s 0x%llx size %u: %s", g->vcpu,
+                              type == IOREQ_TYPE_PIO ? "port" : "MMIO",
+                              dir == IOREQ_READ ? "read" : "write", (unsigned long long)addr,
+                              size, strerror(-rc));
+    if (dir == IOREQ_READ)
+        *data = size >= 8 ? r.data : r.data & ((1ull << (size * 8)) - 1);
+    return 0;
+}
+
+static int gh_pio_in(struct guest_bus *b, uint16_t port, unsigned size, uint32_t *val)
+{
+    uint64_t v = 0;
+    if (io(b, IOREQ_TYPE_PIO, IOREQ_READ, port, size, &v) < 0)
+        return -1;
+    *val = (uint32_t)v;
+    return 0;
+}
+
+static int gh_pio_out(struct guest_bus *b, uint16_t port, unsigned size, uint32_t val)
+{
+    uint64_t v = val;
+    return io(b, IOREQ_TYPE_PIO, IOREQ_WRITE, port, size, &v);
+}
+
+static int gh_mmio_read(struct guest_bus *b, uint64_t addr, unsigned size, uint64_t *val)
+{
+    return io(b, IOREQ_TYPE_COPY, IOREQ_READ, addr, size, val);
+}
+
+static int gh_mmio_write(struct guest_bus *b, uint64_t addr, unsigned size, uint64_t val)
+{
+    return io(b, IOREQ_TYPE_COPY, IOREQ_WRITE, addr, size, &val);
+}
+
+static int gh_mem_read(struct guest_bus *b, uint64_t gpa, void *buf, size_t len)
+{
+    struct gh *g = b->priv;
+    if (gpa > g->ram_size || len > g->ram_size - gpa)
+        return guest_bus_fail(b, "hv: RAM read 0x%llx+%zu beyond %llu bytes",
+                              (unsigned long long)gpa, len, (unsigned long long)g->ram_size);
+    memcpy(buf, g->ram + gpa, len);
+    return 0;
+}
+
+static int gh_mem_write(struct guest_bus *b, uint64_t gpa, const void *buf, size_t len)
+{
+    struct gh *g = b->priv;
+    if (gpa > g->ram_size || len > g->ram_size - gpa)
+        return guest_bus_fail(b, "hv: RAM write 0x%llx+%zu beyond %llu bytes",
+                              (unsigned long long)gpa, len, (unsigned long long)g->ram_size);
+    memcpy(g->ram + gpa, buf, len);
+    return 0;
+}
+
+static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)
+{
+    struct gh *g = b->priv;
+    struct hv_irq_state st;
+    int rc = hv_irq_state(g->d, &st);
+    if (rc < 0)
+        return guest_bus_fail(b, "hv: interrupt state: %s", strerror(-rc));
+    uint64_t seq = st.seq;
+    while (!st.level[gsi]) {
+        rc = hv_irq_wait(g->d, &seq, timeout_ms);
+        if (rc == -ETIMEDOUT)
+            return 0;
+        if (rc < 0 || (rc = hv_irq_state(g->d, &st)) < 0)
+            return guest_bus_fail(b, "hv: waiting for line %u: %s", gsi, strerror(-rc));
+    }
+    return 1;
+}
+
+static int gh_irq_level(struct guest_bus *b, unsigned gsi)
+{
+    struct gh *g = b->priv;
+    struct hv_irq_state st;
+    int rc = hv_irq_state(g->d, &st);
+    if (rc < 0)
+        return guest_bus_fail(b, "hv: interrupt state: %s", strerror(-rc));
+    return st.level[gsi] ? 1 : 0;
+}
+
+static uint64_t gh_irq_count(struct guest_bus *b, unsigned gsi)
+{
+    struct gh *g = b->priv;
+    struct hv_irq_state st;
+    if (gsi >= HV_NR_GSIS || hv_irq_state(g->d, &st) < 0)
+        return 0;
+    return st.edges[gsi];
+}
+
+static void gh_close(struct guest_bus *b)
+{
+    struct gh *g = b->priv;
+    if (!g)
+        return;
+    hv_domain_put(g->d);
+    free(g);
+    b->priv = NULL;
+}
+
+static const struct guest_bus_ops gh_ops = {
+    .pio_in = gh_pio_in, .pio_out = gh_pio_out,
+    .mmio_read = gh_mmio_read, .mmio_write = gh_mmio_write,
+    .mem_read = gh_mem_read, .mem_write = gh_mem_write,
+    .irq_wait = gh_irq_wait, .irq_level = gh_irq_level, .irq_count = gh_irq_count,
+    .close = gh_close,
+};
+
+int guest_hv_open(struct guest_bus *b, uint32_t domid, unsigned vcpu, uint64_t ram_base,
+                  char *err, size_t errlen)
+{
+    struct hv_domain *d = hv_domain_get(domid);
+    if (!d) {
+        snprintf(err, errlen, "hv: no domain %u", domid);
+        return -1;
+    }
+    struct gh *g = calloc(1, sizeof(*g));
+    if (!g) {
+        hv_domain_put(d);
+        snprintf(err, errlen, "hv: out of memory");
+        return -1;
+    }
+    g->d = d;
+    g->vcpu = vcpu;
+    g->ram = hv_domain_ram(d, &g->ram_size);
+    if (!g->ram || ram_base >= g->ram_size) {
+        snprintf(err, errlen, "hv: domain %u has no RAM above 0x%llx", domid,
+                 (unsigned long long)ram_base);
+        hv_domain_put(d);
+        free(g);
+        return -1;
+    }
+    guest_bus_init(b, &gh_ops, g, ram_base, g->ram_size);
+    return 0;
+}

@@ -1,0 +1,17 @@
+/*
+ * xensim guests: back-end (a), the simulated hypervisor's ioreq path.  One
+ * guest_bus per vCPU: each access becomes an ioreq_t on that vCPU's slot
+ * and blocks (bounded) in hv_vcpu_io() like a trapped vCPU; guest RAM is
+ * the domain's shared memory; interrupts are the domain's lines.
+ */
+#ifndef XENSIM_GUEST_HV_H
+#define XENSIM_GUEST_HV_H
+
+#include "guest_bus.h"
+
+/* Attach to domain `domid`, vCPU `vcpu`; RAM from `ram_base` up is handed
+ * out by guest_ram_alloc().  0 or -1 with the reason in err. */
+int guest_hv_open(struct guest_bus *b, uint32_t domid, unsigned vcpu, uint64_t ram_base,
+                  char *err, size_t errlen);
+
+#endif
