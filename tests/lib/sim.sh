@@ -7,6 +7,9 @@ sim_tmp=$(mktemp -d /tmp/rsdm-test.XXXXXX)
 sim_pids=""
 
 sim_cleanup() {
+    # Subshells (coprocs, guards) inherit this trap; a signal can reach one
+    # before it execs or resets it.  Only the test's own shell cleans up.
+    [ "$BASHPID" = "$$" ] || return 0
     for p in $sim_pids; do kill "$p" 2>/dev/null; done
     for p in $sim_pids; do wait "$p" 2>/dev/null; done
     [ -f "$sim_tmp/xensim.pid" ] && kill "$(cat "$sim_tmp/xensim.pid")" 2>/dev/null
