@@ -98,23 +98,9 @@ static void hook_powerdown(void *opaque)
     ((tctx *)opaque)->powerdowns++;
 }
 
-static void quiet_log(void *opaque, rs_log_level level, const char *msg)
-{
-    (void)opaque;
-    if (getenv("XSC_TEST_VERBOSE") || level == RS_LOG_ERROR)
-        fprintf(stderr, "[xsc %d] %s\n", (int)level, msg);
-}
-
 /* ---------------------------------------------------------------- pump */
 
 typedef bool (*pred_fn)(tctx *t, const void *arg);
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Run the dm side, as its poll loop would, until pred holds (bounded). */
 static bool pump_until(tctx *t, pred_fn pred, const void *arg)

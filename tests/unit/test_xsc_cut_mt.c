@@ -237,20 +237,6 @@ typedef struct cctx {
     xsc_paths p;
 } cctx;
 
-static void quiet_log(void *opaque, rs_log_level level, const char *msg)
-{
-    (void)opaque;
-    if (getenv("XSC_TEST_VERBOSE"))
-        fprintf(stderr, "[xsc %d] %s\n", (int)level, msg);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef bool (*pred_fn)(cctx *t, const void *arg);
 
 static bool pump_until(cctx *t, pred_fn pred, const void *arg)

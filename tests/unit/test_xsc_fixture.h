@@ -25,7 +25,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <xenstore.h>
+
+#include "runstate.h"
 
 #define XSIM_WAIT_MS 10000
 
@@ -229,6 +233,22 @@ static inline bool ts_equals(struct xs_handle *h, const char *path, const char *
     bool eq = v && strcmp(v, want) == 0;
     free(v);
     return eq;
+}
+
+/* The layer's and librunstate's log: errors always (a test log should show
+ * them), everything with XSC_TEST_VERBOSE set. */
+static inline void quiet_log(void *opaque, rs_log_level level, const char *msg)
+{
+    (void)opaque;
+    if (getenv("XSC_TEST_VERBOSE") || level == RS_LOG_ERROR)
+        fprintf(stderr, "[xsc %d] %s\n", (int)level, msg);
+}
+
+static inline int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 #endif /* TEST_XSC_FIXTURE_H */

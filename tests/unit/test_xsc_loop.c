@@ -41,13 +41,6 @@ typedef struct lctx {
     int fd_changes;
 } lctx;
 
-static void quiet_log(void *opaque, rs_log_level level, const char *msg)
-{
-    (void)opaque;
-    if (getenv("XSC_TEST_VERBOSE"))
-        fprintf(stderr, "[xsc %d] %s\n", (int)level, msg);
-}
-
 static void rearm(lctx *t)
 {
     dm_timer_arm(t->t_xsc, (int64_t)xsc_timeout_ms(t->x) * 1000000, 0);
@@ -89,13 +82,6 @@ static void on_requests(void *opaque, int fd)
     int st;
     (void)fd;
     rs_process_requests(t->vm, &st);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 typedef bool (*pred_fn)(lctx *t, const void *arg);

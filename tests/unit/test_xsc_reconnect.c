@@ -48,20 +48,6 @@ static void on_fd_changed(void *opaque, int fd)
     t->last_fd = fd;
 }
 
-static void quiet_log(void *opaque, rs_log_level level, const char *msg)
-{
-    (void)opaque;
-    if (getenv("XSC_TEST_VERBOSE"))
-        fprintf(stderr, "[xsc %d] %s\n", (int)level, msg);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef bool (*pred_fn)(rctx *t, const void *arg);
 
 /* The dm's loop, bounded; stops early on a fatal result (kept in last_rc). */
