@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest_ctl.h"
 #include "hv_main.h"
 #include "xl_cmd.h"
 #include "xs_server.h"
@@ -46,6 +47,10 @@ static void usage(FILE *f)
             "  fault stall-vcpu|unstall-vcpu|drop-event|close-conn|conns …\n"
             "          the simulated hypervisor (`xensim domain help`); they reach\n"
             "          the running xensim through --rundir DIR or XENSIM_RUNDIR.\n"
+            "  guest start|resume|stop|status|uart-send DOMID …\n"
+            "          simulated guests' workloads (`xensim guest help`).\n"
+            "  xl [--rundir DIR] create|save|restore|migrate|pause|unpause|destroy|list …\n"
+            "          the simulated toolstack (docs/xensim.md, \"xl\").\n"
             "  help     this text\n"
             "  version  print the version\n");
 }
@@ -249,6 +254,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "domain") == 0 || strcmp(cmd, "fault") == 0)
         return hv_cli(argc - 1, argv + 1);  /* the hypervisor's commands */
+    if (strcmp(cmd, "guest") == 0)
+        return guest_cli(argc - 1, argv + 1);  /* guest workloads */
     if (strcmp(cmd, "xl") == 0)
         return xl_main(argc - 1, argv + 1);  /* the simulated toolstack */
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
