@@ -197,13 +197,18 @@ static void libdir_file(const char *base, unsigned domid, char *buf, size_t len)
 
 /* ------------------------------------------------------------ create */
 
-/* Issue 5 (guest drivers/workloads) fills this: the domain's workload starts
- * once its vCPUs run.  Until then it only says so. */
-static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg)
+/* The simulated guest's workload starts once its vCPUs run (xl_workload.c);
+ * after a restore it resumes from the state it keeps in guest RAM.  A
+ * workload that does not start is reported; the domain stays. */
+static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg, int resume)
 {
-    fprintf(stderr, "xl: domain %u (%s): no guest workload attached (guest drivers: issue 5)\n",
-            domid, cfg->name);
+    xl_wl_start(g_rundir, domid, cfg, resume);
 }
+
+/* xl restore: the saved guest RAM, written into the new domain before
+ * its dm starts (as libxc restores memory first). */
+static const char *g_restore_ram;
+static size_t g_restore_ram_len;
 
 static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
 {
@@ -454,6 +459,9 @@ static int create_common(const char *cfgtext, const char *cfgname, const char *d
         goto fail;
     char resume[4300];
     const char *loadvm = NULL;
+    if (g_restore_ram && xl_wl_ram_restore(g_rundir, (unsigned)domid, g_restore_ram,
+                                           g_restore_ram_len) < 0)
+        goto fail;
     if (dmblob) {
         libdir_file("qemu-resume", (unsigned)domid, resume, sizeof(resume));
         int fd = open(resume, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -479,7 +487,7 @@ static int create_common(const char *cfgtext, const char *cfgname, const char *d
             die("unpausing domain %lu failed", domid);
             goto fail;
         }
-        xl_start_workload((unsigned)domid, &cfg);
+        xl_start_workload((unsigned)domid, &cfg, dmblob != NULL);
     }
     printf("%lu\n", domid);
     return 0;
@@ -595,6 +603,11 @@ static int do_save(unsigned domid, const char *file, int destroy_after)
     }
     char sd[16];
     snprintf(sd, sizeof(sd), "%u", domid);
+    if (xl_wl_stop(g_rundir, domid) < 0) {   /* the guest suspends: vCPUs stop issuing */
+        free(cfgtext);
+        logdirty(domid, "disable");
+        return die("guest did not suspend (domain %u)", domid);
+    }
     if (hv(NULL, 0, "shutdown", sd, "suspend", NULL, NULL, NULL, NULL, NULL) < 0) {
         free(cfgtext);
         return die("guest did not suspend (domain %u)", domid);
@@ -628,6 +641,7 @@ static int do_save(unsigned domid, const char *file, int destroy_after)
     FILE *f = fopen(file, "wb");
     if (!f || fprintf(f, SAVE_MAGIC "config %zu\n", strlen(cfgtext)) < 0 ||
         fwrite(cfgtext, 1, strlen(cfgtext), f) != strlen(cfgtext) ||
+        xl_wl_ram_save(g_rundir, domid, f) < 0 ||
         fprintf(f, "emulator %zu\n", blen) < 0 || fwrite(blob, 1, blen, f) != blen ||
         fclose(f) != 0) {
         die("writing %s: %s", file, strerror(errno));
@@ -684,6 +698,15 @@ static int cmd_restore(int argc, char **argv)
         goto bad;
     char *cfg = end + 1;
     p = cfg + clen;
+    if ((size_t)(p - buf) + 4 <= len && strncmp(p, "ram ", 4) == 0) {
+        /* guest RAM (xl_wl_ram_save), between the config and the dm's blob */
+        size_t rlen = strtoul(p + 4, &end, 10);
+        if (*end != '\n' || rlen > len - (size_t)(end + 1 - buf))
+            goto bad;
+        g_restore_ram = end + 1;
+        g_restore_ram_len = rlen;
+        p = end + 1 + rlen;
+    }
     if ((size_t)(p - buf) + 9 > len || strncmp(p, "emulator ", 9) != 0)
         goto bad;
     elen = strtoul(p + 9, &end, 10);
