@@ -6,7 +6,9 @@
  * hv_vcpu_io().  100,000 writes on 2 vCPUs with 0 lost; a stop in the
  * middle and a resume from the state the guest keeps in RAM (no re-init,
  * the full read-back after it checks every write from before the stop);
- * an emulator that drops one write is caught; the runner's errors.
+ * an emulator that drops one write is caught; an interrupt and a device
+ * write to guest RAM while the dm's xenstore run state says stopped are
+ * counted (and an interrupt while running is not); the runner's errors.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,10 +23,13 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <xenstore.h>
 
 #include "hv.h"
 #include "guest_testdisk.h"
+#include "guest_wl_internal.h"
 #include "guest_workload.h"
+#include "xs_testd.h"
 #include "../lib/xsim_emu.h"
 
 #define NSECT 1024u
@@ -254,6 +259,71 @@ static void test_dropped_write_is_caught(void **state)
     shut();
 }
 
+/* Until a status field (dm.<name> or counters.<name>) reaches n (bounded;
+ * the counters have no event to wait on). */
+static void poll_field(uint32_t d, const char *group, const char *name, uint64_t n)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        json_t *j = status(d);
+        uint64_t v = (uint64_t)json_integer_value(json_object_get(json_object_get(j, group), name));
+        json_decref(j);
+        if (v >= n)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 60)
+            fail_msg("%s.%s stayed at %llu, expected %llu", group, name,
+                     (unsigned long long)v, (unsigned long long)n);
+        struct timespec ts = { 0, 10 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void test_device_activity_while_stopped_counted(void **state)
+{
+    (void)state;
+    struct xs_testd xd;
+    assert_int_equal(xs_testd_start(&xd, XS_TESTD_FORK, NULL), 0);
+    guest_wl_init(xd.rundir);
+    uint32_t d = boot(0);
+    char err[512], path[128];
+    assert_int_equal(guest_wl_start(d, "devices=testdisk fw=none vcpus=1", false, err,
+                                    sizeof(err)), 0);
+    wait_ops(200);
+    struct xs_handle *xs = xs_open(0);
+    assert_non_null(xs);
+    snprintf(path, sizeof(path), "/local/domain/0/device-model/%u/runstate", d);
+    /* running: an interrupt is no fault */
+    assert_true(xs_write(xs, XBT_NULL, path, "running holds=", 14));
+    assert_int_equal(hv_set_isa_irq_level(d, 5, 1), 0);
+    assert_int_equal(hv_set_isa_irq_level(d, 5, 0), 0);
+    /* stopped, as a dm reports it: it holds a pause, then says so */
+    assert_int_equal(hv_domain_pause(d), 0);
+    assert_true(xs_write(xs, XBT_NULL, path, "paused holds=paused", 19));
+    poll_field(d, "dm", "stopped_checks", 2);
+    const struct wl_hdr *h = (const struct wl_hdr *)(T.ram + WL_HDR_GPA);
+    uint64_t buf = h->td[0].buf;
+    assert_true(buf > WL_HDR_GPA && buf < T.ram_size);
+    assert_int_equal(hv_set_isa_irq_level(d, 5, 1), 0);   /* a device that did not stop */
+    assert_int_equal(hv_set_isa_irq_level(d, 5, 0), 0);
+    T.ram[buf] ^= 0xff;                                   /* and its DMA */
+    poll_field(d, "counters", "irqs_while_stopped", 1);
+    poll_field(d, "counters", "ram_writes_while_stopped", 1);
+    assert_true(xs_write(xs, XBT_NULL, path, "running holds=", 14));
+    assert_int_equal(hv_domain_unpause(d), 0);
+    assert_int_equal(guest_wl_stop(d, 30000, err, sizeof(err)), 0);
+    json_t *j = status(d);
+    assert_int_equal(counter(j, "irqs_while_stopped"), 1);
+    assert_int_equal(counter(j, "ram_writes_while_stopped"), 1);
+    json_decref(j);
+    xs_close(xs);
+    shut();
+    guest_wl_init(NULL);
+    unsetenv("XENSTORED_PATH");
+    xs_testd_stop(&xd, false);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -288,6 +358,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_100k_writes_two_vcpus, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_then_resume_from_guest_ram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_write_is_caught, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_activity_while_stopped_counted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,6 +113,7 @@ struct guest_wl {
     atomic_bool mon_stop;
     char runstate[96];
     bool dm_stopped, monitored;
+    uint64_t stopped_checks;         /* confirmed-stopped intervals compared */
 
     struct wl_con *con;
 };

@@ -25,6 +25,10 @@ static const char *state_names[] = { "starting", "firmware", "running", "stoppin
 
 void guest_wl_init(const char *rundir)
 {
+    if (!rundir || !*rundir) {
+        xs_socket[0] = '\0';
+        return;
+    }
     snprintf(xs_socket, sizeof(xs_socket), "%s/xenstored/socket", rundir);
     /* libxenstore finds the daemon through the environment; set before
      * any thread of the daemon could read it. */
@@ -404,6 +408,7 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
     json_esc(text, sizeof(text), wl->rx_text);
     enum wl_state st = wl->state;
     bool monitored = wl->monitored, dm_stopped = wl->dm_stopped;
+    uint64_t checks = wl->stopped_checks;
     unsigned threads = wl->running_threads;
     uint64_t tx = wl->uart_tx_next, rxn = wl->uart_rx_next, rxb = wl->rx_bytes,
              rxl = wl->rx_lines, rxt = wl->rx_text_lines, s3 = wl->s3_resumes,
@@ -440,7 +445,7 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
     int n = snprintf(buf, len,
         "{\"domid\":%u,\"state\":\"%s\",\"reason\":\"%s\",\"spec\":\"%s\",\"resumed\":%s,"
         "\"vcpus\":%u,\"threads\":%u,\"pci_functions\":%u,"
-        "\"dm\":{\"watched\":%s,\"runstate\":\"%s\",\"stopped\":%s},"
+        "\"dm\":{\"watched\":%s,\"runstate\":\"%s\",\"stopped\":%s,\"stopped_checks\":%" PRIu64 "},"
         "\"counters\":%s,"
         "\"uart\":{\"tx_lines\":%" PRIu64 ",\"rx_next\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
         ",\"rx_lines\":%" PRIu64 ",\"rx_text_lines\":%" PRIu64 ",\"rx_last_text\":\"%s\","
@@ -449,7 +454,7 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
         ",\"out_of_order\":%" PRIu64 "}},"
         "\"pm\":{\"action_done\":%s,\"s3_resumes\":%" PRIu64 ",\"sci\":%" PRIu64 "}}",
         domid, state_names[st], reason, spec, wl->resumed ? "true" : "false", wl->nvcpus,
-        threads, ndevs, monitored ? "true" : "false", rs, dm_stopped ? "true" : "false",
+        threads, ndevs, monitored ? "true" : "false", rs, dm_stopped ? "true" : "false", checks,
         counters, tx, rxn, rxb, rxl, rxt, text, cs.connected ? "true" : "false", cs.rx_bytes,
         cs.rx_lines, cs.tx_lines, cs.missing, cs.duplicated, cs.out_of_order,
         act ? "true" : "false", s3, sci);

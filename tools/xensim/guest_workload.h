@@ -19,8 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* `xensim run`: where the xenstore daemon listens (for the dm-state watch).
- * Without it (unit tests) the dm's state is not watched. */
+/* `xensim run`: where the xenstore daemon listens (for the dm-state watch;
+ * sets XENSTORED_PATH).  Without it, or with NULL/"", the dm's state is
+ * not watched. */
 void guest_wl_init(const char *rundir);
 /* Stop every workload and wait for its threads (daemon exit). */
 void guest_wl_shutdown(void);

@@ -149,6 +149,9 @@ static void *mon_main(void *p)
                 WL_COUNT(wl, irqs_while_stopped, now.edges - snap.edges);
             if (now.hash != snap.hash)
                 WL_COUNT(wl, ram_writes_while_stopped, 1);
+            pthread_mutex_lock(&wl->lock);
+            wl->stopped_checks++;
+            pthread_mutex_unlock(&wl->lock);
         }
         snap = now;
         have = true;

@@ -232,7 +232,16 @@ static int uart_tx(struct guest_wl *wl)
 
 /* ------------------------------------------------------------ PM */
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+
 #define PM1_STS_PWRBTN 0x0100u
+#define PM1_STS_WAK 0x8000u
 
 /* The power button: an OS sees the SCI, reads PM1_STS, clears it and
  * powers off through S5. */
@@ -263,8 +272,21 @@ static int do_action(struct guest_wl *wl)
          * in S3 meanwhile); the stream then simply continues. */
         if (guest_pm_sleep(&wl->pm, 1) < 0)
             return -1;
+        /* Like an OS, spin on WAK_STS: the vCPU runs on until Xen stops
+         * it for S3, and comes back here when woken. */
+        for (uint64_t end = now_ms() + 600000;;) {
+            uint16_t sts;
+            if (guest_inw(wl->pm.bus, wl->pm.base, &sts) < 0)
+                return -1;
+            if (sts != 0xffff && (sts & PM1_STS_WAK))
+                break;
+            if (now_ms() > end)
+                return guest_bus_fail(wl->pm.bus, "pm: no WAK_STS within 600 s of entering S3");
+        }
         wl->s3_resumes++;
-        return 0;
+        /* As Linux's acpi_hw_legacy_wake: WAK_STS and the power-button
+         * status a wake-up sets are cleared, not taken for a press. */
+        return guest_outw(wl->pm.bus, wl->pm.base, PM1_STS_WAK | PM1_STS_PWRBTN);
     default:
         return 0;
     }
@@ -387,13 +409,6 @@ static int disk_verify(struct wl_vcpu *v, enum wl_disk_kind k)
 }
 
 /* ------------------------------------------------------------ the loop */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The guest idles gap_ms (a stop request ends the idle at once). */
 static void idle(struct guest_wl *wl, unsigned ms)
