@@ -187,19 +187,21 @@ class Sim:
                 fail("timed out after %d s waiting for %s" % (bound, what))
             time.sleep(0.05)
 
-    def cfg(self, name, workload, vcpus=2, memory=16, extra=""):
+    def cfg(self, name, workload, vcpus=2, memory=16, extra="", serial_file=False):
         """An xl.cfg for rsdm-sim with its serial on a socket the runner
-        connects to; returns (path, console socket)."""
+        connects to (or, serial_file, appended to a file); returns (path,
+        console socket or file)."""
         con = os.path.join(self.tmp, name + ".con")
+        serial = "file:" + con if serial_file else "unix:%s,server" % con
         path = os.path.join(self.tmp, name + ".cfg")
         with open(path, "w") as f:
             f.write('name = "%s"\ntype = "hvm"\nmemory = %d\nvcpus = %d\n'
-                    'serial = "unix:%s,server"\n'
+                    'serial = "%s"\n'
                     'device_model_override = "%s"\n'
                     'device_model_version = "qemu-xen-traditional"\n'
                     'device_model_args_hvm = [ "--save-dir", "%s" ]\n'
                     'xensim_workload = "%s"\n%s' %
-                    (name, memory, vcpus, con, os.path.join(self.bin, "rsdm-sim"),
+                    (name, memory, vcpus, serial, os.path.join(self.bin, "rsdm-sim"),
                      os.path.join(self.run, "xl", "lib"), workload, extra))
         return path, con
 

@@ -110,6 +110,7 @@ struct guest_wl {
     /* dm state (guest_workload_mon.c) */
     pthread_t mon;
     bool mon_thread;
+    int mon_fd;                      /* its xenstore connection */
     atomic_bool mon_stop;
     char runstate[96];
     bool dm_stopped, monitored;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <xenstore.h>
 
 #include "hv.h"
@@ -177,6 +178,7 @@ int wl_mon_start(struct guest_wl *wl, const char *xs_socket)
     }
     a->wl = wl;
     a->xs = xs;
+    wl->mon_fd = xs_fileno(xs);
     if (pthread_create(&wl->mon, NULL, mon_main, a) != 0) {
         free(a);
         xs_close(xs);
@@ -191,6 +193,9 @@ void wl_mon_stop(struct guest_wl *wl)
     if (!wl->mon_thread)
         return;
     atomic_store(&wl->mon_stop, true);
+    /* The xenstore daemon runs on the main loop, which may have stopped
+     * (daemon exit): cut the connection so a pending read returns. */
+    shutdown(wl->mon_fd, SHUT_RDWR);
     pthread_join(wl->mon, NULL);
     wl->mon_thread = false;
 }
