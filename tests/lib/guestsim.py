@@ -143,6 +143,15 @@ class Sim:
         if pid:
             self.dm_pids.append(int(pid))
 
+    def dump(self):
+        """On failure: every domain's hypervisor and workload state."""
+        r = self.cmd("domain", "list", expect=None)
+        print(r.stdout)
+        for line in r.stdout.splitlines()[1:]:
+            d = line.split()[0]
+            print("guest %s: %s" % (d, self.cmd("guest", "status", d, "--json",
+                                                expect=None).stdout.strip()))
+
     def close(self, keep=False):
         for pid in self.dm_pids:   # dms of a test that failed half-way
             try:

@@ -178,6 +178,7 @@ static void rx_line_done(struct guest_wl *wl)
     char tail;
     if (wl->rx_len == WL_LINE - 1 && sscanf(wl->rx_line, "h%8llu%c", &n, &tail) == 1) {
         wl->rx_lines++;
+        struct wl_hdr *h = hdr_of(wl);
         if (n == wl->uart_rx_next) {
             wl->uart_rx_next++;
         } else if (n > wl->uart_rx_next) {
@@ -188,6 +189,8 @@ static void rx_line_done(struct guest_wl *wl)
         } else {
             WL_COUNT(wl, uart_out_of_order, 1);
         }
+        if (h)
+            h->uart_rx_next = wl->uart_rx_next;
     } else {
         wl->rx_text_lines++;
         pthread_mutex_lock(&wl->lock);
@@ -478,8 +481,8 @@ static void vcpu_end(struct wl_vcpu *v, int rc)
 {
     struct guest_wl *wl = v->wl;
     struct hv_domain_info di;
-    bool gone = hv_domain_info(wl->domid, &di) < 0 || di.shutting_down || di.shut_down ||
-                di.dying;
+    bool destroyed = hv_domain_info(wl->domid, &di) < 0 || di.dying;
+    bool gone = destroyed || di.shutting_down || di.shut_down;
     pthread_mutex_lock(&wl->lock);
     if (rc < 0 && wl->state != WL_FAILED && wl->state != WL_SHUTDOWN) {
         if (gone) {
@@ -487,7 +490,8 @@ static void vcpu_end(struct wl_vcpu *v, int rc)
                                          "soft_reset" };
             wl->state = WL_SHUTDOWN;
             snprintf(wl->reason, sizeof(wl->reason), "domain shut down (%s)",
-                     di.shutdown_reason < 6 && !di.dying ? why[di.shutdown_reason] : "destroyed");
+                     destroyed ? "destroyed" : di.shutdown_reason < 6 ? why[di.shutdown_reason]
+                                                                     : "unknown reason");
         } else if (!atomic_load(&wl->abort)) {
             wl->state = WL_FAILED;
             snprintf(wl->reason, sizeof(wl->reason), "vCPU %u: %s", v->idx,
