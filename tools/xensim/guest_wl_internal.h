@@ -12,6 +12,7 @@
 
 #include "guest_ahci.h"
 #include "guest_check.h"
+#include "guest_diskload.h"
 #include "guest_fw.h"
 #include "guest_ide.h"
 #include "guest_pm.h"
@@ -60,7 +61,7 @@ struct wl_vcpu {
     pthread_t th;
     struct guest_testdisk td;
     uint64_t rng;
-    uint8_t *iobuf;   /* IDE/AHCI data: GUEST_AHCI_SLOTS requests of 64 KiB */
+    uint8_t *iobuf;   /* IDE/AHCI data: GUEST_DISKLOAD_BUF bytes */
 };
 
 struct wl_con;   /* guest_workload_con.c */
@@ -94,6 +95,7 @@ struct guest_wl {
     struct guest_ahci ahci;
     pthread_mutex_t disk_lock[WL_NDISKS];
     struct guest_check chk[WL_NDISKS];
+    struct guest_diskload dl[WL_NDISKS];  /* IDE and AHCI */
     bool chk_ready[WL_NDISKS];
     atomic_uint_fast64_t writes_claimed;
 

@@ -297,118 +297,29 @@ static int do_action(struct guest_wl *wl)
 
 /* ------------------------------------------------------------ disks */
 
-static uint64_t rnd(struct wl_vcpu *v)
-{
-    v->rng ^= v->rng << 13;
-    v->rng ^= v->rng >> 7;
-    v->rng ^= v->rng << 17;
-    return v->rng;
-}
-
-static int disk_rw(struct guest_wl *wl, enum wl_disk_kind k, bool write, uint64_t lba,
-                   unsigned n, void *buf)
-{
-    if (k == WL_IDE)
-        return guest_ide_dma(&wl->ide, write, (uint32_t)lba, n, buf);
-    return guest_ahci_rw(&wl->ahci, write, lba, n, buf);
-}
-
-/* A failed command: the driver resets the controller (a re-init, which
- * the checker counts) and the caller retries once. */
-static int disk_recover(struct guest_wl *wl, enum wl_disk_kind k)
-{
-    WL_COUNT(wl, reinits, 1);
-    struct guest_bus *b = k == WL_IDE ? wl->ide.bus : wl->ahci.bus;
-    pthread_mutex_lock(&b->lock);
-    b->err[0] = '\0';
-    pthread_mutex_unlock(&b->lock);
-    return k == WL_IDE ? guest_ide_srst(&wl->ide) : guest_ahci_comreset(&wl->ahci);
-}
-
-static void classify(struct guest_wl *wl, enum wl_disk_kind k, uint64_t lba, unsigned n,
-                     const uint8_t *buf)
-{
-    GUEST_CHECK_ADD(&wl->chk[k], reads, n);
-    for (unsigned i = 0; i < n; i++)
-        guest_check_count(&wl->chk[k], guest_check_classify(&wl->chk[k], lba + i, buf + 512 * i));
-}
-
-/* One request of a random size to a random place in this vCPU's part of
- * the checked sectors: write fresh sequence numbers, read them back. */
 static int disk_step(struct wl_vcpu *v, enum wl_disk_kind k)
 {
-    struct guest_wl *wl = v->wl;
     if (k == WL_TESTDISK)
         return guest_testdisk_step(&v->td);
-    struct guest_check *chk = &wl->chk[k];
-    uint64_t per = chk->nsectors / wl->nvcpus, base = per * v->idx;
-    unsigned qd = k == WL_AHCI ? wl->spec.qd : 1;
-    unsigned span = wl->spec.size_max - wl->spec.size_min + 1;
-    uint8_t (*buf)[GUEST_IDE_MAX_SECTORS * 512] = (void *)v->iobuf;
-    struct guest_ahci_io io[GUEST_AHCI_SLOTS];
-    uint64_t seqs[GUEST_AHCI_SLOTS][GUEST_IDE_MAX_SECTORS];
-    /* qd requests, each in its own slice so none overlap */
-    uint64_t slice = per / qd;
-    for (unsigned q = 0; q < qd; q++) {
-        unsigned n = wl->spec.size_min + (unsigned)(rnd(v) % span);
-        uint64_t lba = base + slice * q + rnd(v) % (slice - n + 1);
-        io[q] = (struct guest_ahci_io){ .write = true, .lba = lba, .count = n, .buf = buf[q] };
-        for (unsigned i = 0; i < n; i++)
-            seqs[q][i] = guest_check_fill(chk, lba + i, buf[q] + 512 * i);
-    }
-    pthread_mutex_lock(&wl->disk_lock[k]);
-    int rc = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (qd > 1)
-            rc = guest_ahci_ncq(&wl->ahci, io, qd);
-        else
-            rc = disk_rw(wl, k, true, io[0].lba, io[0].count, buf[0]);
-        if (rc == 0 || atomic_load(&wl->stop) || disk_recover(wl, k) < 0)
-            break;
-    }
-    if (rc == 0)
-        for (unsigned q = 0; q < qd && rc == 0; q++)
-            for (unsigned i = 0; i < io[q].count && rc == 0; i++)
-                rc = guest_check_acked(chk, io[q].lba + i, seqs[q][i]);
-    if (rc == 0) {
-        for (unsigned q = 0; q < qd; q++)
-            io[q].write = false;
-        rc = qd > 1 ? guest_ahci_ncq(&wl->ahci, io, qd)
-                    : disk_rw(wl, k, false, io[0].lba, io[0].count, buf[0]);
-    }
-    pthread_mutex_unlock(&wl->disk_lock[k]);
-    if (rc < 0)
-        return -1;
-    for (unsigned q = 0; q < qd; q++)
-        classify(wl, k, io[q].lba, io[q].count, buf[q]);
-    return 0;
+    return guest_diskload_step(&v->wl->dl[k], v->idx, v->wl->nvcpus, &v->rng, v->iobuf);
 }
 
-/* Flush, then every sector of this vCPU's part read and classified. */
 static int disk_verify(struct wl_vcpu *v, enum wl_disk_kind k)
 {
-    struct guest_wl *wl = v->wl;
     if (k == WL_TESTDISK)
         return guest_testdisk_verify(&v->td);
-    struct guest_check *chk = &wl->chk[k];
-    uint64_t per = chk->nsectors / wl->nvcpus, base = per * v->idx;
-    uint8_t *buf = v->iobuf;
-    pthread_mutex_lock(&wl->disk_lock[k]);
-    int rc = k == WL_IDE ? guest_ide_flush(&wl->ide) : guest_ahci_flush(&wl->ahci);
-    pthread_mutex_unlock(&wl->disk_lock[k]);
-    if (rc < 0)
-        return -1;
-    GUEST_CHECK_ADD(chk, flushes, 1);
-    for (uint64_t off = 0; off < per; off += GUEST_IDE_MAX_SECTORS) {
-        unsigned n = per - off < GUEST_IDE_MAX_SECTORS ? (unsigned)(per - off) : GUEST_IDE_MAX_SECTORS;
-        pthread_mutex_lock(&wl->disk_lock[k]);
-        rc = disk_rw(wl, k, false, base + off, n, buf);
-        pthread_mutex_unlock(&wl->disk_lock[k]);
-        if (rc < 0)
-            return -1;
-        classify(wl, k, base + off, n, buf);
-    }
-    return 0;
+    return guest_diskload_verify(&v->wl->dl[k], v->idx, v->wl->nvcpus, v->iobuf);
+}
+
+/* The IDE/AHCI loads, once the drivers and checkers are set up. */
+static void disk_loads(struct guest_wl *wl)
+{
+    for (unsigned k = WL_IDE; k <= WL_AHCI; k++)
+        wl->dl[k] = (struct guest_diskload){
+            .ide = k == WL_IDE ? &wl->ide : NULL, .ahci = k == WL_AHCI ? &wl->ahci : NULL,
+            .chk = &wl->chk[k], .lock = &wl->disk_lock[k], .qd = wl->spec.qd,
+            .size_min = wl->spec.size_min, .size_max = wl->spec.size_max, .stop = &wl->stop,
+        };
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -519,6 +430,7 @@ void *wl_vcpu_main(void *arg)
     int rc = 0;
     if (v->idx == 0) {
         rc = wl->resumed ? boot_resume(wl) : boot_fresh(wl);
+        disk_loads(wl);
         pthread_mutex_lock(&wl->lock);
         if (rc == 0) {
             wl->init_done = true;
