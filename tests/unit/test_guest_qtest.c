@@ -381,28 +381,33 @@ static void run_diskload(struct fx *f, struct guest_diskload *l, unsigned steps)
     guest_check_destroy(&chk);
 }
 
+static void diskload_on(struct fx *f, bool ahci, unsigned qd, unsigned size_max,
+                        unsigned steps)
+{
+    assert_int_equal(start(f, ahci ? "q35" : "pc", false), 0);
+    struct guest_fw fw;
+    BUS_OK(f, guest_fw_scan(&f->bus, &fw, !ahci));
+    struct guest_ide d;
+    struct guest_ahci h;
+    struct guest_diskload l = { .qd = qd, .size_min = 1, .size_max = size_max };
+    if (ahci) {
+        BUS_OK(f, guest_ahci_init(&h, &f->bus, &fw));
+        l.ahci = &h;
+    } else {
+        BUS_OK(f, guest_ide_init(&d, &f->bus, &fw));
+        l.ide = &d;
+    }
+    run_diskload(f, &l, steps);
+}
+
 static void test_diskload_ide(void **state)
 {
-    struct fx *f = *state;
-    assert_int_equal(start(f, "pc", false), 0);
-    struct guest_fw fw;
-    BUS_OK(f, guest_fw_scan(&f->bus, &fw, true));
-    struct guest_ide d;
-    BUS_OK(f, guest_ide_init(&d, &f->bus, &fw));
-    struct guest_diskload l = { .ide = &d, .qd = 1, .size_min = 1, .size_max = 128 };
-    run_diskload(f, &l, 200);
+    diskload_on(*state, false, 1, 128, 200);
 }
 
 static void test_diskload_ahci_ncq(void **state)
 {
-    struct fx *f = *state;
-    assert_int_equal(start(f, "q35", false), 0);
-    struct guest_fw fw;
-    BUS_OK(f, guest_fw_scan(&f->bus, &fw, false));
-    struct guest_ahci h;
-    BUS_OK(f, guest_ahci_init(&h, &f->bus, &fw));
-    struct guest_diskload l = { .ahci = &h, .qd = 8, .size_min = 1, .size_max = 16 };
-    run_diskload(f, &l, 100);
+    diskload_on(*state, true, 8, 16, 100);
 }
 
 int main(void)
