@@ -99,13 +99,13 @@ struct guest_wl {
     bool chk_ready[WL_NDISKS];
     atomic_uint_fast64_t writes_claimed;
 
-    /* UART, guest side (vCPU 0 only) */
-    uint64_t uart_tx_next, uart_rx_next;
+    /* UART and PM, guest side (written by vCPU 0; atomic for `status`) */
+    _Atomic uint64_t uart_tx_next, uart_rx_next;
     char rx_line[64];
     unsigned rx_len;
-    uint64_t rx_bytes, rx_lines, rx_text_lines;
-    char rx_text[64];                /* the last text line received */
-    uint64_t action_done, s3_resumes, sci_seen;
+    _Atomic uint64_t rx_bytes, rx_lines, rx_text_lines;
+    char rx_text[64];                /* the last text line received (lock) */
+    _Atomic uint64_t action_done, s3_resumes, sci_seen;
 
     struct guest_check_counters extra;   /* counters not tied to a disk */
 
@@ -127,6 +127,8 @@ void wl_hdr_write(struct guest_wl *wl);
 void wl_count(struct guest_wl *wl, size_t counter_offset, uint64_t n);
 #define WL_COUNT(wl, field, n) \
     wl_count((wl), offsetof(struct guest_check_counters, field), (n))
+/* vCPU 0 has set up the drivers and checkers (their fields may be read). */
+bool wl_booted(struct guest_wl *wl);
 /* The guest-RAM regions devices write (DMA buffers, ledgers). */
 unsigned wl_dma_regions(struct guest_wl *wl, uint64_t *gpa, uint64_t *len, unsigned max);
 

@@ -409,6 +409,7 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
     enum wl_state st = wl->state;
     bool monitored = wl->monitored, dm_stopped = wl->dm_stopped;
     uint64_t checks = wl->stopped_checks;
+    bool booted = wl->init_done;   /* the checkers and the PCI view are set up */
     unsigned threads = wl->running_threads;
     uint64_t tx = wl->uart_tx_next, rxn = wl->uart_rx_next, rxb = wl->rx_bytes,
              rxl = wl->rx_lines, rxt = wl->rx_text_lines, s3 = wl->s3_resumes,
@@ -421,7 +422,7 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
         pthread_mutex_unlock(&wl->v[i].bus.lock);
     }
     c.all_ones_reads += bus_ones;
-    for (unsigned k = 0; k < WL_NDISKS; k++) {
+    for (unsigned k = 0; k < WL_NDISKS && booted; k++) {
         if (!wl->chk_ready[k])
             continue;
         struct guest_check_counters d;
@@ -440,7 +441,7 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
     char counters[1024];
     if (guest_check_json(&c, counters, sizeof(counters)) < 0)
         counters[0] = '\0';
-    unsigned ndevs = wl->fw.ndevs;
+    unsigned ndevs = booted ? wl->fw.ndevs : 0;
     pthread_mutex_unlock(&reg_lock);
     int n = snprintf(buf, len,
         "{\"domid\":%u,\"state\":\"%s\",\"reason\":\"%s\",\"spec\":\"%s\",\"resumed\":%s,"

@@ -97,7 +97,7 @@ static bool read_state(struct guest_wl *wl, struct xs_handle *xs, const char *rs
     snprintf(wl->runstate, sizeof(wl->runstate), "%s", v ? v : "");
     wl->dm_stopped = stopped;
     pthread_mutex_unlock(&wl->lock);
-    for (unsigned k = 0; k < WL_NDISKS; k++)
+    for (unsigned k = 0; k < WL_NDISKS && wl_booted(wl); k++)
         if (wl->chk_ready[k])
             guest_check_set_dm_stopped(&wl->chk[k], stopped);
     free(v);

@@ -263,8 +263,12 @@ static int pm_poll(struct guest_wl *wl)
 
 static int do_action(struct guest_wl *wl)
 {
+    /* Kept in guest RAM at once: a restored guest does not do it again.
+     * (Only this field: other vCPUs are running.) */
     wl->action_done = 1;
-    wl_hdr_write(wl);
+    struct wl_hdr *h = hdr_of(wl);
+    if (h)
+        h->action_done = 1;
     switch (wl->spec.action) {
     case GUEST_ACT_S5:
         return guest_pm_sleep(&wl->pm, 0);
@@ -459,9 +463,19 @@ void *wl_vcpu_main(void *arg)
     return NULL;
 }
 
+bool wl_booted(struct guest_wl *wl)
+{
+    pthread_mutex_lock(&wl->lock);
+    bool b = wl->init_done;
+    pthread_mutex_unlock(&wl->lock);
+    return b;
+}
+
 unsigned wl_dma_regions(struct guest_wl *wl, uint64_t *gpa, uint64_t *len, unsigned max)
 {
     unsigned n = 0;
+    if (!wl_booted(wl))
+        return 0;   /* the drivers' buffers are being set up */
 #define ADD(g, l) do { if (n < max && (g)) { gpa[n] = (g); len[n] = (l); n++; } } while (0)
     for (unsigned k = 0; k < WL_NDISKS; k++)
         if (wl->chk_ready[k])
