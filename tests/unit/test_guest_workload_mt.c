@@ -126,8 +126,12 @@ static uint32_t boot(uint64_t drop_at)
 static void shut(void)
 {
     guest_wl_shutdown();
+    if (!E.dm)
+        return;   /* already shut */
     xsim_emu_stop_thread(&E);
-    xenforeignmemory_unmap(E.fm, T.ram, T.ram_size / 4096);
+    if (T.ram)
+        xenforeignmemory_unmap(E.fm, T.ram, T.ram_size / 4096);
+    T.ram = NULL;
     xsim_emu_close(&E);
     hv_domain_destroy(T.domid);
 }
@@ -184,6 +188,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    shut();   /* a failed test leaves its workload and emulator running */
     xsim_fixture_stop();
     return 0;
 }
@@ -280,12 +285,31 @@ static void poll_field(uint32_t d, const char *group, const char *name, uint64_t
     }
 }
 
+static struct xs_testd xd;
+
+/* With a xenstore daemon (forked) for the dm-state watch; the teardown
+ * stops it even when the test fails. */
+static int setup_xs(void **state)
+{
+    if (xs_testd_start(&xd, XS_TESTD_FORK, NULL) < 0)
+        return -1;
+    guest_wl_init(xd.rundir);
+    return setup(state);
+}
+
+static int teardown_xs(void **state)
+{
+    guest_wl_shutdown();
+    guest_wl_init(NULL);
+    unsetenv("XENSTORED_PATH");
+    int rc = teardown(state);
+    xs_testd_stop(&xd, false);
+    return rc;
+}
+
 static void test_device_activity_while_stopped_counted(void **state)
 {
     (void)state;
-    struct xs_testd xd;
-    assert_int_equal(xs_testd_start(&xd, XS_TESTD_FORK, NULL), 0);
-    guest_wl_init(xd.rundir);
     uint32_t d = boot(0);
     char err[512], path[128];
     assert_int_equal(guest_wl_start(d, "devices=testdisk fw=none vcpus=1", false, err,
@@ -298,8 +322,10 @@ static void test_device_activity_while_stopped_counted(void **state)
     assert_true(xs_write(xs, XBT_NULL, path, "running holds=", 14));
     assert_int_equal(hv_set_isa_irq_level(d, 5, 1), 0);
     assert_int_equal(hv_set_isa_irq_level(d, 5, 0), 0);
-    /* stopped, as a dm reports it: it holds a pause, then says so */
+    /* stopped, as a dm reports it: it holds a pause and stops serving
+     * (a request in flight stays pending), then says so */
     assert_int_equal(hv_domain_pause(d), 0);
+    xsim_emu_stop_thread(&E);
     assert_true(xs_write(xs, XBT_NULL, path, "paused holds=paused", 19));
     poll_field(d, "dm", "stopped_checks", 2);
     const struct wl_hdr *h = (const struct wl_hdr *)(T.ram + WL_HDR_GPA);
@@ -310,7 +336,9 @@ static void test_device_activity_while_stopped_counted(void **state)
     T.ram[buf] ^= 0xff;                                   /* and its DMA */
     poll_field(d, "counters", "irqs_while_stopped", 1);
     poll_field(d, "counters", "ram_writes_while_stopped", 1);
+    /* says running before its devices run again */
     assert_true(xs_write(xs, XBT_NULL, path, "running holds=", 14));
+    assert_int_equal(xsim_emu_start_thread(&E), 0);
     assert_int_equal(hv_domain_unpause(d), 0);
     assert_int_equal(guest_wl_stop(d, 30000, err, sizeof(err)), 0);
     json_t *j = status(d);
@@ -319,9 +347,6 @@ static void test_device_activity_while_stopped_counted(void **state)
     json_decref(j);
     xs_close(xs);
     shut();
-    guest_wl_init(NULL);
-    unsetenv("XENSTORED_PATH");
-    xs_testd_stop(&xd, false);
 }
 
 static void test_errors(void **state)
@@ -358,8 +383,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_100k_writes_two_vcpus, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_then_resume_from_guest_ram, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_write_is_caught, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_device_activity_while_stopped_counted, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_device_activity_while_stopped_counted, setup_xs,
+                                        teardown_xs),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

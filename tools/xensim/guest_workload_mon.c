@@ -8,8 +8,9 @@
  * guest RAM devices write) is taken only between two reads that both say
  * stopped with no change notified in between; the difference between two
  * such measurements with no change between them happened while the dm
- * reported stopped.  A device that is late to stop is thus caught, and a
- * device that resumes just before the dm says so is not blamed.
+ * reported stopped.  A device active after the dm said stopped, or again
+ * before it says running, is caught; activity in the moment between the
+ * dm's report and the runner's second confirmation may be missed.
  */
 #include <errno.h>
 #include <poll.h>
