@@ -112,7 +112,6 @@ struct guest_wl {
     /* dm state (guest_workload_mon.c) */
     pthread_t mon;
     bool mon_thread;
-    int mon_fd;                      /* its xenstore connection */
     atomic_bool mon_stop;
     char runstate[96];
     bool dm_stopped, monitored;
@@ -134,7 +133,8 @@ unsigned wl_dma_regions(struct guest_wl *wl, uint64_t *gpa, uint64_t *len, unsig
 
 /* guest_workload_mon.c */
 int wl_mon_start(struct guest_wl *wl, const char *xs_socket);
-void wl_mon_stop(struct guest_wl *wl);
+/* false: the watch could not be ended (left running; wl must stay). */
+bool wl_mon_stop(struct guest_wl *wl);
 
 /* guest_workload_con.c: one per chardev path, shared by the workloads of
  * every domain that uses it (a restored guest continues its stream). */

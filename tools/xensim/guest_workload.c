@@ -46,7 +46,8 @@ static void wl_free(struct guest_wl *wl)
     for (unsigned i = 0; i < wl->nvcpus; i++)
         if (wl->v[i].thread)
             pthread_join(wl->v[i].th, NULL);
-    wl_mon_stop(wl);
+    if (!wl_mon_stop(wl))
+        return;   /* its watch still uses it: kept (only at daemon exit) */
     if (wl->con)
         wl_con_release(wl->con);
     for (unsigned k = 0; k < WL_NDISKS; k++) {

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <time.h>
 #include <xenstore.h>
 
 #include "hv.h"
@@ -179,7 +179,6 @@ int wl_mon_start(struct guest_wl *wl, const char *xs_socket)
     }
     a->wl = wl;
     a->xs = xs;
-    wl->mon_fd = xs_fileno(xs);
     if (pthread_create(&wl->mon, NULL, mon_main, a) != 0) {
         free(a);
         xs_close(xs);
@@ -189,14 +188,23 @@ int wl_mon_start(struct guest_wl *wl, const char *xs_socket)
     return 0;
 }
 
-void wl_mon_stop(struct guest_wl *wl)
+bool wl_mon_stop(struct guest_wl *wl)
 {
     if (!wl->mon_thread)
-        return;
+        return true;
     atomic_store(&wl->mon_stop, true);
-    /* The xenstore daemon runs on the main loop, which may have stopped
-     * (daemon exit): cut the connection so a pending read returns. */
-    shutdown(wl->mon_fd, SHUT_RDWR);
-    pthread_join(wl->mon, NULL);
+    /* Its xenstore requests need the daemon's loop; should that have
+     * stopped already (the daemon exits: guests are normally ended
+     * before), the thread is left behind rather than waited for. */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    if (pthread_timedjoin_np(wl->mon, NULL, &dl) != 0) {
+        hv_log("guest workload %u: the dm-state watch does not end (xenstore gone?); "
+               "left behind", wl->domid);
+        pthread_detach(wl->mon);
+        return false;
+    }
     wl->mon_thread = false;
+    return true;
 }

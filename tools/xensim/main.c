@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "guest_ctl.h"
+#include "guest_workload.h"
 #include "hv_main.h"
 #include "xl_cmd.h"
 #include "xs_server.h"
@@ -55,13 +57,29 @@ static void usage(FILE *f)
             "  version  print the version\n");
 }
 
+/* Guest workloads end first, while the loop still serves the xenstore
+ * their dm-state watches wait on; then the loop stops. */
+static void *end_guests(void *loop)
+{
+    guest_wl_shutdown();
+    xsim_loop_stop(loop);
+    return NULL;
+}
+
 static void on_signal(struct xsim_loop *loop, int fd, short revents, void *arg)
 {
+    static bool ending;
     struct signalfd_siginfo si;
     (void)revents;
     (void)arg;
     if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         xsim_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+    pthread_t t;
+    if (!ending && pthread_create(&t, NULL, end_guests, loop) == 0) {
+        ending = true;   /* a second signal stops at once */
+        pthread_detach(t);
+        return;
+    }
     xsim_loop_stop(loop);
 }
 
