@@ -4,7 +4,9 @@
  * rsdm writes; `state` as a fallback for dms that only write that), and
  * what devices do while it says stopped.
  *
- * Counting is conservative: a measurement (interrupt edges, a hash of the
+ * The checkers' own flag (guest_check_set_dm_stopped) is not fed: it would
+ * lag the dm's reports by a watch round trip and blame a device that is
+ * rightly busy just after `running`.  Counting here is conservative: a measurement (interrupt edges, a hash of the
  * guest RAM devices write) is taken only between two reads that both say
  * stopped with no change notified in between; the difference between two
  * such measurements with no change between them happened while the dm
@@ -98,9 +100,6 @@ static bool read_state(struct guest_wl *wl, struct xs_handle *xs, const char *rs
     snprintf(wl->runstate, sizeof(wl->runstate), "%s", v ? v : "");
     wl->dm_stopped = stopped;
     pthread_mutex_unlock(&wl->lock);
-    for (unsigned k = 0; k < WL_NDISKS && wl_booted(wl); k++)
-        if (wl->chk_ready[k])
-            guest_check_set_dm_stopped(&wl->chk[k], stopped);
     free(v);
     return stopped;
 }
