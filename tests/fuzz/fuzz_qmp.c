@@ -32,20 +32,14 @@
 #include <unistd.h>
 
 #include "dm_log.h"
+#include "fuzz_harness.h"
 #include "dm_statefile.h"
 #include "qmp_commands.h"
 #include "qmp_server.h"
 #include "runstate.h"
 
-static char g_dir[64];
 static char g_state_path[128];
 static dm_state_reg *g_reg;
-
-static void die(const char *what, const char *why)
-{
-    fprintf(stderr, "fuzz_qmp: %s: %s\n", what, why);
-    abort();
-}
 
 static int hook_save(void *o, int fd, bool live, char *err, size_t errlen)
 {
@@ -74,25 +68,15 @@ static int confined_dispatch(void *opaque, qmp_client *c, const char *name, json
     return qmp_commands_dispatch(opaque, c, name, args, ret, err);
 }
 
-static void cleanup(void)
-{
-    unlink(g_state_path);
-    rmdir(g_dir);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc; (void)argv;
     dm_log_set_level(DM_LOG_ERROR);
-    snprintf(g_dir, sizeof(g_dir), "/tmp/rsdm-fuzz-qmp.XXXXXX");
-    if (!mkdtemp(g_dir))
-        die("mkdtemp", strerror(errno));
-    snprintf(g_state_path, sizeof(g_state_path), "%s/state", g_dir);
+    snprintf(g_state_path, sizeof(g_state_path), "%s/state", fuzz_scratch("qmp"));
     g_reg = dm_state_reg_new();
     if (!g_reg)
-        die("dm_state_reg_new", "out of memory");
-    atexit(cleanup);
+        fuzz_die("dm_state_reg_new", "out of memory");
     return 0;
 }
 
@@ -102,26 +86,26 @@ static void check_line(const char *line, size_t n, bool first)
     json_error_t je;
     json_t *v = json_loadb(line, n, JSON_REJECT_DUPLICATES, &je);
     if (!v || !json_is_object(v)) {
-        fprintf(stderr, "fuzz_qmp: not a JSON object: %.*s (%s)\n", (int)n, line, v ? "" : je.text);
+        fprintf(stderr, "fuzz: not a JSON object: %.*s (%s)\n", (int)n, line, v ? "" : je.text);
         abort();
     }
     json_t *greet = json_object_get(v, "QMP"), *ret = json_object_get(v, "return"),
            *err = json_object_get(v, "error"), *ev = json_object_get(v, "event");
     int kinds = !!greet + !!ret + !!err + !!ev;
     if (kinds != 1 || (greet != NULL) != first)
-        die("reply", "not exactly one of QMP (first line only), return, error, event");
+        fuzz_die("reply", "not exactly one of QMP (first line only), return, error, event");
     if (err && (!json_is_string(json_object_get(err, "class")) ||
                 !json_is_string(json_object_get(err, "desc")) ||
                 json_string_length(json_object_get(err, "desc")) == 0))
-        die("error reply", "class or desc missing");
+        fuzz_die("error reply", "class or desc missing");
     if (ev) {
         json_t *ts = json_object_get(v, "timestamp");
         if (!json_is_string(ev) || !json_is_integer(json_object_get(ts, "seconds")) ||
             !json_is_integer(json_object_get(ts, "microseconds")))
-            die("event", "name or timestamp missing");
+            fuzz_die("event", "name or timestamp missing");
     }
     if (greet && !json_is_object(json_object_get(greet, "version")))
-        die("greeting", "no version");
+        fuzz_die("greeting", "no version");
     json_decref(v);
 }
 
@@ -140,7 +124,7 @@ static void peer_drain(peer *p)
             p->cap = p->cap ? p->cap * 2 : 65536;
             p->buf = realloc(p->buf, p->cap);
             if (!p->buf)
-                die("peer", "out of memory");
+                fuzz_die("peer", "out of memory");
         }
         ssize_t r = recv(p->fd, p->buf + p->len, p->cap - p->len, MSG_DONTWAIT);
         if (r == 0)
@@ -167,7 +151,7 @@ static void send_fds(int sock, const uint8_t *data, size_t n)
     fds[0] = open(g_state_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     fds[1] = open(g_state_path, O_RDONLY | O_CLOEXEC);
     if (fds[0] < 0 || fds[1] < 0)
-        die("open state file", strerror(errno));
+        fuzz_die("open state file", strerror(errno));
     char ctl[CMSG_SPACE(sizeof(fds))];
     memset(ctl, 0, sizeof(ctl));
     struct iovec iov = { .iov_base = (void *)data, .iov_len = n };
@@ -179,17 +163,25 @@ static void send_fds(int sock, const uint8_t *data, size_t n)
     h->cmsg_len = CMSG_LEN(sizeof(fds));
     memcpy(CMSG_DATA(h), fds, sizeof(fds));
     if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)n)
-        die("sendmsg", strerror(errno));
+        fuzz_die("sendmsg", strerror(errno));
     close(fds[0]);
     close(fds[1]);
 }
 
-static void pump(qmp_server *srv, rs_vm *vm, peer *p)
+typedef struct pump_ctx {
+    qmp_server *srv;
+    rs_vm *vm;
+    peer *p;
+} pump_ctx;
+
+/* One main-loop turn: the monitor, then the run-state requests. */
+static void pump(void *arg)
 {
+    pump_ctx *x = arg;
     int status;
-    qmp_server_poll_once(srv, 0);
-    rs_process_requests(vm, &status);
-    peer_drain(p);
+    qmp_server_poll_once(x->srv, 0);
+    rs_process_requests(x->vm, &status);
+    peer_drain(x->p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -206,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qmp_commands *cmds = vm ? qmp_commands_new(vm) : NULL;
     qmp_server *srv = cmds ? qmp_server_new(confined_dispatch, cmds) : NULL;
     if (!srv)
-        die("setup", "out of memory");
+        fuzz_die("setup", "out of memory");
     qmp_commands_set_server(cmds, srv);
     qmp_xen_hooks hooks = { hook_save, hook_load, hook_dirty, NULL, NULL };
     qmp_commands_set_xen_hooks(cmds, &hooks);
@@ -217,9 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        die("socketpair", strerror(errno));
+        fuzz_die("socketpair", strerror(errno));
     if (!qmp_server_add_client_fd(srv, sv[1]))
-        die("qmp_server_add_client_fd", "failed");
+        fuzz_die("qmp_server_add_client_fd", "failed");
     peer p = { .fd = sv[0] };
 
     size_t off = 0;
@@ -228,29 +220,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         send_fds(sv[0], data, n);
         off = n;
     }
-    /* Bounded: every round either sends bytes or the server is given the
-     * chance to read them; a server that stops reading ends the loop. */
-    for (int rounds = 0; off < size && rounds < 100000; rounds++) {
-        size_t n = size - off < chunk ? size - off : chunk;
-        ssize_t w = send(sv[0], data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0)
-            off += (size_t)w;
-        else if (w < 0 && errno != EAGAIN)
-            break;                  /* the server dropped the client */
-        pump(srv, vm, &p);
-    }
-    shutdown(sv[0], SHUT_WR);
-    for (int rounds = 0; rounds < 10000 && !p.eof; rounds++)
-        pump(srv, vm, &p);
-    if (!p.eof)
-        die("server", "never closed the connection after the client's EOF");
+    pump_ctx ctx = { srv, vm, &p };
+    if (!fuzz_feed(sv[0], data + off, size - off, chunk, pump, &ctx, &p.eof))
+        fuzz_die("server", "never closed the connection after the client's EOF");
     if (p.len != 0)
-        die("reply", "the connection ended inside a line");
+        fuzz_die("reply", "the connection ended inside a line");
     if (p.lines == 0)
-        die("server", "no greeting");
+        fuzz_die("server", "no greeting");
 
     if (rs_invalid_transitions(vm) != 0)
-        die("run state", "a refused transition was recorded");
+        fuzz_die("run state", "a refused transition was recorded");
     close(sv[0]);
     free(p.buf);
     qmp_server_free(srv);

@@ -32,6 +32,7 @@
 
 #include "dev_uart.h"
 #include "dm_chardev.h"
+#include "fuzz_harness.h"
 #include "dm_io.h"
 #include "dm_irq.h"
 #include "dm_log.h"
@@ -62,12 +63,6 @@ static int be_shutdown(void *o, dm_platform_shutdown w) { (void)o; (void)w; retu
 static int be_s_state(void *o, unsigned s) { (void)o; (void)s; return 0; }
 static const dm_platform_backend plat_be = { be_route, be_shutdown, be_s_state };
 
-static void die(const char *what, const char *why)
-{
-    fprintf(stderr, "fuzz_statefile: %s: %s\n", what, why);
-    abort();
-}
-
 /* The machine the dm builds for a traditional HVM guest, less Xen. */
 static void machine_build(void)
 {
@@ -78,30 +73,30 @@ static void machine_build(void)
     M.irq = dm_irq_new(&irq_be, NULL);
     M.vm = rs_vm_new();
     if (!M.loop || !M.pio || !M.mmio || !M.irq || !M.vm)
-        die("machine", "out of memory");
+        fuzz_die("machine", "out of memory");
     if (dm_irq_attach_runstate(M.irq, M.vm, 0) < 0)
-        die("dm_irq_attach_runstate", "failed");
+        fuzz_die("dm_irq_attach_runstate", "failed");
     M.pci = dm_pci_bus_new(M.pio, M.mmio, M.irq);
     M.reg = dm_state_reg_new();
     if (!M.pci || !M.reg || dm_pci_bus_set_state_reg(M.pci, M.reg) < 0)
-        die("pci bus", "failed");
+        fuzz_die("pci bus", "failed");
     dm_platform_cfg cfg = {
         .pio = M.pio, .pci = M.pci, .irq = M.irq, .vm = M.vm, .state = M.reg, .be = &plat_be,
         .pm1_evt = true,
     };
     if (dm_platform_init(&cfg, &M.plat, err, sizeof(err)) < 0)
-        die("dm_platform_init", err);
+        fuzz_die("dm_platform_init", err);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        die("socketpair", strerror(errno));
+        fuzz_die("socketpair", strerror(errno));
     M.far = sv[1];
     if (dm_chardev_from_fd(M.loop, sv[0], "com1", &M.chr) < 0 ||
         uart_new(M.loop, M.pio, UART_COM1_BASE, M.irq, UART_COM1_IRQ, M.chr, &M.com1) < 0 ||
         uart_attach_runstate(M.com1, M.vm, 10) < 0 || uart_register_state(M.com1, M.reg, 0) < 0)
-        die("uart", "setup failed");
+        fuzz_die("uart", "setup failed");
     rs_err re;
     if (rs_cont(M.vm, &re) < 0)
-        die("rs_cont", re.msg);
+        fuzz_die("rs_cont", re.msg);
     /* State that is not the reset state, as a guest would leave it: UART
      * line settings and an enabled interrupt, a PCI command register. */
     dm_io_write(M.pio, UART_COM1_BASE + 3, 1, 0x83);   /* DLAB */
@@ -150,7 +145,7 @@ static void save(uint8_t **out, size_t *len)
 {
     char err[256];
     if (dm_state_save_mem(M.reg, out, len, err, sizeof(err)) < 0)
-        die("dm_state_save_mem", err);
+        fuzz_die("dm_state_save_mem", err);
 }
 
 static void write_seed(const char *dir, const char *name, uint8_t flags, const uint8_t *b, size_t n)
@@ -159,7 +154,7 @@ static void write_seed(const char *dir, const char *name, uint8_t flags, const u
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(&flags, 1, 1, f) != 1 || (n && fwrite(b, 1, n, f) != n) || fclose(f) != 0)
-        die(path, "cannot write seed");
+        fuzz_die(path, "cannot write seed");
 }
 
 /* The seeds: a file this machine saved, as is and with the CRC fixing
@@ -175,7 +170,7 @@ static void write_seeds(const char *dir)
     write_seed(dir, "truncated", 1, f, n / 2);
     uint8_t *bad = malloc(n);
     if (!bad)
-        die("seeds", "out of memory");
+        fuzz_die("seeds", "out of memory");
     memcpy(bad, f, n);
     /* The last section is the UART's (registered last); make its first
      * payload bytes nonsense. */
@@ -224,18 +219,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     save(&after, &na);
     if (rc < 0) {
         if (err[0] == '\0' || (rc != -EINVAL && rc != -EFBIG))
-            die("refused load", err[0] ? "unexpected error code" : "no message");
+            fuzz_die("refused load", err[0] ? "unexpected error code" : "no message");
         if (na != nb || memcmp(before, after, nb) != 0)
-            die("refused load", "state changed although nothing may be applied");
+            fuzz_die("refused load", "state changed although nothing may be applied");
     } else {
         /* What the devices now hold saves and reloads to itself. */
         if (dm_state_load_mem(M.reg, after, na, err, sizeof(err)) < 0)
-            die("reloading the state just saved", err);
+            fuzz_die("reloading the state just saved", err);
         uint8_t *again;
         size_t ng;
         save(&again, &ng);
         if (ng != na || memcmp(again, after, na) != 0)
-            die("accepted load", "save/load/save is not a fixed point");
+            fuzz_die("accepted load", "save/load/save is not a fixed point");
         free(again);
     }
     free(before);

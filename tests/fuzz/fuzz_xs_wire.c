@@ -29,36 +29,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_harness.h"
 #include "xs_internal.h"
 #include "xs_server.h"
 #include "xsim_log.h"
 #include "xsim_loop.h"
 
-static char g_rundir[64];
-
-static void die(const char *what, const char *why)
-{
-    fprintf(stderr, "fuzz_xs_wire: %s: %s\n", what, why);
-    abort();
-}
-
-static void cleanup(void)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/xenstored", g_rundir);
-    rmdir(p);
-    rmdir(g_rundir);
-}
+static const char *g_rundir;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc; (void)argv;
     xsim_log_set_level(XSIM_LOG_QUIET);
-    snprintf(g_rundir, sizeof(g_rundir), "/tmp/rsdm-fuzz-xs.XXXXXX");
-    if (!mkdtemp(g_rundir))
-        die("mkdtemp", strerror(errno));
-    atexit(cleanup);
+    g_rundir = fuzz_scratch("xs");
     return 0;
 }
 
@@ -104,22 +88,22 @@ static bool is_error_name(const char *s, size_t n)
 static void check_msg(peer *p, const struct xsd_sockmsg *h, const char *body)
 {
     if (h->type >= XS_TYPE_COUNT || strcmp(xs_wire_type_name(h->type), "UNKNOWN") == 0)
-        die("reply", "unknown message type");
+        fuzz_die("reply", "unknown message type");
     if (h->type == XS_WATCH_EVENT) {
         const char *v[3];
         if (xs_wire_strings(body, h->len, v, 3) != 2 || body[h->len - 1] != '\0')
-            die("watch event", "not exactly path and token");
+            fuzz_die("watch event", "not exactly path and token");
         return;
     }
     if (h->type == XS_ERROR && !is_error_name(body, h->len))
-        die("error reply", "not one of Xen's error names");
+        fuzz_die("error reply", "not one of Xen's error names");
     if (p->answered >= p->nreqs)
-        die("reply", "more replies than whole requests sent");
+        fuzz_die("reply", "more replies than whole requests sent");
     const req *r = &p->reqs[p->answered++];
     if (h->req_id != r->id)
-        die("reply", "out of order (request id differs)");
+        fuzz_die("reply", "out of order (request id differs)");
     if (h->type != r->type && h->type != XS_ERROR)
-        die("reply", "type is neither the request's nor XS_ERROR");
+        fuzz_die("reply", "type is neither the request's nor XS_ERROR");
 }
 
 static void peer_drain(peer *p)
@@ -138,7 +122,7 @@ static void peer_drain(peer *p)
                 break;
             memcpy(&h, p->buf + off, sizeof(h));
             if (h.len > XENSTORE_PAYLOAD_MAX)
-                die("reply", "payload over XENSTORE_PAYLOAD_MAX");
+                fuzz_die("reply", "payload over XENSTORE_PAYLOAD_MAX");
             if (p->len - off - sizeof(h) < h.len)
                 break;
             check_msg(p, &h, (const char *)p->buf + off + sizeof(h));
@@ -147,6 +131,18 @@ static void peer_drain(peer *p)
         memmove(p->buf, p->buf + off, p->len - off);
         p->len -= off;
     }
+}
+
+typedef struct pump_ctx {
+    struct xsim_loop *loop;
+    peer *p;
+} pump_ctx;
+
+static void pump(void *arg)
+{
+    pump_ctx *x = arg;
+    xsim_loop_run_once(x->loop, 0);
+    peer_drain(x->p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -163,44 +159,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct xs_server_opts opts = { .rundir = g_rundir };
     struct xs_server *srv = loop ? xs_server_new(loop, &opts) : NULL;
     if (!srv || xs_server_introduce(srv, 1) != 0)
-        die("daemon", "cannot start");
+        fuzz_die("daemon", "cannot start");
     unsigned domid = (mode & 1) ? 1 : 0;
     struct xs_caller caller = xs_server_caller_for(srv, domid);
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-        die("socketpair", strerror(errno));
+        fuzz_die("socketpair", strerror(errno));
     if (!xs_conn_new(srv, sv[1], &caller, domid ? xs_domain_find(srv, domid) : NULL))
-        die("xs_conn_new", "failed");
+        fuzz_die("xs_conn_new", "failed");
 
     static req reqs[8192];
     peer *p = calloc(1, sizeof(*p));
     if (!p)
-        die("peer", "out of memory");
+        fuzz_die("peer", "out of memory");
     p->fd = sv[0];
     p->reqs = reqs;
     p->nreqs = frame_requests(data, size, reqs, sizeof(reqs) / sizeof(reqs[0]));
 
-    size_t off = 0;
-    for (int rounds = 0; off < size && rounds < 100000; rounds++) {
-        size_t n = size - off < chunk ? size - off : chunk;
-        ssize_t w = send(sv[0], data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0)
-            off += (size_t)w;
-        else if (w < 0 && errno != EAGAIN)
-            break;                  /* the daemon dropped the client */
-        xsim_loop_run_once(loop, 0);
-        peer_drain(p);
-    }
-    shutdown(sv[0], SHUT_WR);
-    for (int rounds = 0; rounds < 10000 && !p->eof; rounds++) {
-        xsim_loop_run_once(loop, 0);
-        peer_drain(p);
-    }
-    if (!p->eof)
-        die("daemon", "never closed the connection after the client's EOF");
+    pump_ctx ctx = { loop, p };
+    if (!fuzz_feed(sv[0], data, size, chunk, pump, &ctx, &p->eof))
+        fuzz_die("daemon", "never closed the connection after the client's EOF");
     if (p->len != 0)
-        die("daemon", "the connection ended inside a message");
+        fuzz_die("daemon", "the connection ended inside a message");
 
     close(sv[0]);
     free(p);
