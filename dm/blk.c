@@ -211,11 +211,15 @@ static void *worker(void *arg)
             r->ret = do_io(b, r);
         }
         lock(b);
+        /* The main loop empties the list before it sleeps again: only the
+         * request that finds it empty needs to wake it. */
+        bool wake = !b->done_head;
         complete(b, r);
         pthread_cond_broadcast(&b->idle);
         /* Posting under the lock keeps the event alive: close frees it only
-         * after taking the lock with every request complete. */
-        dm_event_post(b->ev);
+         * after the workers exited. */
+        if (wake)
+            dm_event_post(b->ev);
     }
     unlock(b);
     return NULL;
