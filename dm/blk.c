@@ -233,10 +233,10 @@ static void free_req(dm_blk *b, dm_blk_req *r)
     b->alive--;
 }
 
-/* Runs the callbacks of completed requests, oldest completion first.  A
- * callback may submit, cancel or drain. */
 static void free_backend(dm_blk *b);
 
+/* Runs the callbacks of completed requests, oldest completion first.  A
+ * callback may submit, cancel, drain or close. */
 static void run_completions(dm_blk *b)
 {
     b->dispatching++;

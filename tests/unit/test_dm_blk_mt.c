@@ -2,9 +2,9 @@
  * The block backend with its real worker threads, a real dm_loop and a
  * real rs_vm, on image files in a mkdtemp directory: round trips, refused
  * images, the lock, O_DIRECT and its fallback, concurrency and completion
- * order, injection, the error-policy table, BLOCK_IO_ERROR before STOP,
- * drain, cancel and close.  Waits are on completions with a bound, never
- * on time.
+ * order, injection (every op x errno x once/always), the error-policy
+ * table, BLOCK_IO_ERROR before STOP, drain, cancel and close.  Waits are
+ * on completions with a bound, never on time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -710,6 +710,55 @@ static void test_inject(void **state)
     assert_int_equal(dm_blk_inject_check(NULL, err, sizeof(err)), 0);
 }
 
+/* Every operation x errno x once/always: the rule hits its operation (once
+ * or every time) and no other one. */
+static void test_inject_matrix(void **state)
+{
+    fixture *f = *state;
+    dm_blk_opts o = opts_for(f, NULL);
+    dm_blk *b = open_ok(f, &o);
+    static const char *const ops[] = { "read", "write", "flush" };
+    static const struct {
+        const char *name;
+        int err;
+    } errs[] = { { "EIO", EIO }, { "ENOSPC", ENOSPC } };
+    static char buf[1024];
+    uint64_t injected = 0;
+    for (unsigned op = 0; op < 3; op++)
+        for (unsigned e = 0; e < 2; e++)
+            for (unsigned once = 0; once < 2; once++) {
+                char rule[96];
+                snprintf(rule, sizeof(rule), "op=%s errno=%s %s", ops[op], errs[e].name,
+                         once ? "once" : "always");
+                assert_int_equal(dm_blk_inject_set(b, rule, err, sizeof(err)), 0);
+                for (unsigned other = 0; other < 3; other++) {
+                    dm_blk_op x = (dm_blk_op)other;
+                    size_t len = x == DM_BLK_FLUSH ? 0 : sizeof(buf);
+                    void *p = x == DM_BLK_FLUSH ? NULL : buf;
+                    int first = run1(f, b, x, 0, p, len), second = run1(f, b, x, 0, p, len);
+                    if (other != op) {
+                        assert_int_equal(first, 0);
+                        assert_int_equal(second, 0);
+                        continue;
+                    }
+                    assert_int_equal(first, -errs[e].err);
+                    assert_int_equal(second, once ? 0 : -errs[e].err);
+                    injected += once ? 1 : 2;
+                }
+            }
+    /* op=any with sectors: reads and writes there, never a flush. */
+    assert_int_equal(dm_blk_inject_set(b, "errno=EIO sectors=2", err, sizeof(err)), 0);
+    assert_int_equal(run1(f, b, DM_BLK_READ, 1024, buf, 512), -EIO);
+    assert_int_equal(run1(f, b, DM_BLK_WRITE, 0, buf, 1024), 0);
+    assert_int_equal(run1(f, b, DM_BLK_WRITE, 512, buf, 1024), -EIO);
+    assert_int_equal(run1(f, b, DM_BLK_FLUSH, 0, NULL, 0), 0);
+    dm_blk_stats s;
+    dm_blk_get_stats(b, &s);
+    assert_int_equal(s.injected, injected + 2);
+    assert_int_equal(s.errors, injected + 2);
+    dm_blk_close(b);
+}
+
 /* --------------------------------------------------------- policy table */
 
 static void test_policy_table(void **state)
@@ -851,6 +900,22 @@ static void test_report_error(void **state)
 
 /* --------------------------------------------- drain, cancel and close */
 
+typedef struct chain {
+    dm_blk *b;
+    unsigned char buf[512];
+    int calls, left;
+} chain;
+
+/* Each completion submits the next request until `left` runs out. */
+static void chain_done(void *opaque, int ret)
+{
+    chain *c = opaque;
+    assert_int_equal(ret, 0);
+    c->calls++;
+    if (c->left-- > 0)
+        assert_non_null(dm_blk_submit(c->b, DM_BLK_READ, 0, c->buf, 512, chain_done, c));
+}
+
 static void test_drain(void **state)
 {
     fixture *f = *state;
@@ -877,6 +942,12 @@ static void test_drain(void **state)
     assert_true(dm_loop_iterate(f->loop, 0) >= 0);
     assert_int_equal(completed, before);
     dm_blk_drain(b);                         /* nothing in flight: returns */
+    /* Callbacks that submit more: drain goes on until nothing is left. */
+    chain c = { .b = b, .left = 5 };
+    assert_non_null(dm_blk_submit(b, DM_BLK_READ, 0, c.buf, 512, chain_done, &c));
+    dm_blk_drain(b);
+    assert_int_equal(c.calls, 6);
+    assert_int_equal(dm_blk_in_flight(b), 0);
     dm_blk_close(b);
 }
 
@@ -964,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_direct_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inject_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
