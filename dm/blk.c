@@ -79,6 +79,8 @@ static void unlock(const dm_blk *b)
     pthread_mutex_unlock((pthread_mutex_t *)&b->lock);
 }
 
+static const char *const op_names[] = { "read", "write", "flush" };
+
 /* ------------------------------------------------------------ workers */
 
 /* Full transfers: short reads/writes continue, EINTR retries; end of file
@@ -204,6 +206,9 @@ static void *worker(void *arg)
         if (hit && fault.err) {
             r->ret = -fault.err;
             r->injected = true;
+            dm_debug("disk %s: injected %s on a %s of %zu bytes at %llu", b->name,
+                     strerror(fault.err), op_names[r->op], r->len,
+                     (unsigned long long)r->offset);
         } else if (skip) {
             r->ret = -ECANCELED;
             r->skipped = true;
@@ -435,6 +440,10 @@ bool dm_blk_direct(const dm_blk *b)
 dm_blk_req *dm_blk_submit(dm_blk *b, dm_blk_op op, uint64_t offset, void *buf, size_t len,
                           dm_blk_done_fn done, void *opaque)
 {
+    if (b->closed) {                 /* closed by an earlier callback */
+        errno = EBADF;
+        return NULL;
+    }
     if ((unsigned)op > DM_BLK_FLUSH) {
         errno = EINVAL;
         return NULL;
@@ -492,7 +501,7 @@ void dm_blk_cancel(dm_blk_req *r)
 void dm_blk_drain(dm_blk *b)
 {
     /* A callback may submit more: repeat until nothing is left. */
-    while (b->alive) {
+    while (b->alive && !b->closed) {
         wait_workers(b);
         run_completions(b);
     }

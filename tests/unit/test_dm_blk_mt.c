@@ -1078,6 +1078,12 @@ static void close_from_callback(void *opaque, int ret)
     assert_int_equal(ret, 0);
     c->calls++;
     dm_blk_close(c->b);
+    /* Still inside its callback: the closed backend refuses more work. */
+    static char buf[512];
+    errno = 0;
+    assert_null(dm_blk_submit(c->b, DM_BLK_READ, 0, buf, 512, close_from_callback, c));
+    assert_int_equal(errno, EBADF);
+    dm_blk_drain(c->b);
 }
 
 static void test_close_in_callback(void **state)
