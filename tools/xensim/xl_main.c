@@ -389,14 +389,21 @@ int read_file(const char *path, char **buf, size_t *len)
     return 0;
 }
 
-int create_common(const char *cfgtext, const char *cfgname, const char *dmblob,
-                         size_t dmlen, int paused)
+int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
+                  int paused)
 {
     struct xl_cfg cfg;
     char err[512];
     if (xl_cfg_parse(cfgtext, cfgname, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "Failed to parse config: %s\n", err);
         return 1;
+    }
+    if (rs && rs->name_suffix) {
+        /* xl: a migration lands as <name>--incoming until "go" */
+        size_t nl = strlen(cfg.name);
+        if (nl + strlen(rs->name_suffix) >= sizeof(cfg.name))
+            return die("domain name %s%s too long", cfg.name, rs->name_suffix);
+        strcpy(cfg.name + nl, rs->name_suffix);
     }
     char out[64], mem[16], vc[16];
     snprintf(mem, sizeof(mem), "%u", cfg.memory);
@@ -417,16 +424,26 @@ int create_common(const char *cfgtext, const char *cfgname, const char *dmblob,
         goto fail;
     char resume[4300];
     const char *loadvm = NULL;
+    char *dmblob = NULL;
+    size_t dmlen = 0;
+    /* libxl's restore stream: guest memory, then the emulator context into
+     * qemu-resume.<domid>, before the dm is spawned */
+    if (rs) {
+        rs->domid = (unsigned)domid;
+        if (xl_stream_load(rs->fd, rs->what, (unsigned)domid, &dmblob, &dmlen, rs->secs) < 0)
+            goto fail;
+    }
     if (dmblob) {
         libdir_file("qemu-resume", (unsigned)domid, resume, sizeof(resume));
         int fd = open(resume, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, dmblob, dmlen) != (ssize_t)dmlen) {
+        int bad = fd < 0 || write(fd, dmblob, dmlen) != (ssize_t)dmlen;
+        if (bad)
             die("writing %s: %s", resume, strerror(errno));
-            if (fd >= 0)
-                close(fd);
+        if (fd >= 0)
+            close(fd);
+        free(dmblob);
+        if (bad)
             goto fail;
-        }
-        close(fd);
         loadvm = resume;
     }
     pid_t dm;
@@ -468,7 +485,7 @@ static int cmd_create(int argc, char **argv)
         free(text);
         return die("config %s contains a NUL byte", argv[i]);
     }
-    int r = create_common(text, argv[i], NULL, 0, paused);
+    int r = create_common(text, argv[i], NULL, paused);
     free(text);
     return r;
 }
@@ -526,6 +543,29 @@ static int cmd_simple(int argc, char **argv)
     return destroy_domain(domid);
 }
 
+static void xl_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: xensim xl [--rundir DIR] [--timeout S] [--dialect traditional] COMMAND ...\n"
+        "  create [-p] CFG            create from an xl.cfg, dm spawned, unpaused unless -p\n"
+        "  save [-c] [-p] DOMID FILE  suspend into FILE, then destroy; -c: resume it\n"
+        "                             (checkpoint), -p: leave it paused\n"
+        "  restore [-p] FILE          a new domain from a save file\n"
+        "  pause|unpause|destroy DOMID\n"
+        "  list\n"
+        "  migrate [--live] DOMID [--to RUNDIR|HOST:PORT]\n"
+        "                             to another rundir (default: this one) or to a\n"
+        "                             migrate-receive listening on HOST:PORT; --live copies\n"
+        "                             memory in rounds while the guest runs\n"
+        "  migrate-receive [--listen HOST:PORT | --fd N]\n"
+        "                             the target side: one incoming migration on a TCP\n"
+        "                             port (port 0: any, announced on stderr), on fd N, or\n"
+        "                             on stdin/stdout\n"
+        "--rundir: the xensim run directory (default $XENSIM_RUNDIR); --timeout S caps\n"
+        "every wait (libxl's bounds: 60 s dm/guest, 10 s logdirty).  Exit status 0,\n"
+        "1 on failure (with libxl's message), 2 on a usage error.\n");
+}
+
 int xl_main(int argc, char **argv)
 {
     int i = 1;
@@ -541,15 +581,22 @@ int xl_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--dialect") == 0 && i + 1 < argc) {
             if (strcmp(argv[++i], "traditional") != 0)
                 return fprintf(stderr, "xensim xl: only --dialect traditional is simulated\n"), 2;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            xl_usage(stdout);
+            return 0;
         } else
             return fprintf(stderr, "xensim xl: unknown option %s\n", argv[i]), 2;
     }
+    if (i < argc && strcmp(argv[i], "help") == 0) {
+        xl_usage(stdout);
+        return 0;
+    }
     if (!g_rundir)
         g_rundir = getenv("XENSIM_RUNDIR");
-    if (!g_rundir || i >= argc)
-        return fprintf(stderr, "usage: xensim xl [--rundir DIR] [--timeout S] "
-                               "[--dialect traditional] create|save|restore|pause|"
-                               "unpause|destroy|list|migrate …\n"), 2;
+    if (!g_rundir || i >= argc) {
+        xl_usage(stderr);
+        return 2;
+    }
     setenv("XENSIM_RUNDIR", g_rundir, 1);
     char sock[4200], d[4200];
     snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
@@ -578,6 +625,8 @@ int xl_main(int argc, char **argv)
         r = cmd_save(argc - i, argv + i);
     else if (strcmp(cmd, "migrate") == 0)
         r = cmd_migrate(argc - i, argv + i);
+    else if (strcmp(cmd, "migrate-receive") == 0)
+        r = cmd_migrate_receive(argc - i, argv + i);
     else if (strcmp(cmd, "restore") == 0)
         r = cmd_restore(argc - i, argv + i);
     else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "unpause") == 0 ||
