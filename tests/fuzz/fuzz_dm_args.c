@@ -4,7 +4,7 @@
  * hostile or broken toolstack would hand it over.  Beyond "no crash":
  * the result is 0 or -EINVAL with a message; an accepted command line
  * satisfies every documented bound; every string the parser kept points
- * into argv; parsing is deterministic.
+ * into argv (or into dm_args itself); parsing is deterministic.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -18,12 +18,16 @@
 
 static char *const *g_argv;
 static int g_argc;
+static const dm_args *g_args;
 
 /* A kept string must be one of the arguments or a suffix of one ("--d=5"
- * keeps "5"); the parser never copies them. */
+ * keeps "5"), or a copy inside dm_args itself: never memory the parser
+ * allocated or a stack buffer. */
 static void check_in_argv(const char *s)
 {
     if (!s)
+        return;
+    if ((const void *)s >= (const void *)g_args && (const void *)s < (const void *)(g_args + 1))
         return;
     for (int i = 0; i < g_argc; i++) {
         size_t n = strlen(g_argv[i]);
@@ -54,7 +58,8 @@ static void check_accepted(const dm_args *a)
     check_in_argv(a->config);
     if (a->help || a->version)
         return;
-    if (a->domid < 1 || a->domid > DM_DOMID_MAX)
+    /* -1: no domain named (a dialect's probe run may need none). */
+    if (a->domid != -1 && (a->domid < 1 || a->domid > DM_DOMID_MAX))
         abort();
     if (a->vcpus < 1 || a->vcpus > DM_VCPUS_MAX)
         abort();
@@ -95,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (rc == -EINVAL && (err[0] == '\0' || !memchr(err, '\0', sizeof(err))))
         abort();
+    g_args = &a;
     if (rc == 0) {
         check_accepted(&a);
         dm_args_log_ignored(&a);
