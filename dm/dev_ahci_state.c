@@ -3,9 +3,9 @@
  * slot << 3.  A save happens with the VM stopped and the backends drained,
  * so no command is at a backend: a busy slot is either halted (its command
  * travels in the file) or issued and not started (PxCI / PxSACT only).
- * The loader checks that every slot is in use exactly when it is halted or
- * pending, that an NCQ tag equals its slot and that no NCQ and non-NCQ
- * work is mixed, naming the bad field; the sglists are rebuilt from guest
+ * The loader checks that a halted slot is one the device owns (its PxCI
+ * bit, or its PxSACT bit for NCQ), that an NCQ tag equals its slot and
+ * that no NCQ and non-NCQ work is mixed, naming the bad field; the sglists are rebuilt from guest
  * memory when the commands are re-issued at the next start.
  */
 #include <errno.h>
@@ -116,10 +116,6 @@ static bool parse(dm_ahci *a, dm_state_rd *r, ahci_img *img)
         bool st = p->cmd & PX_CMD_ST;
         dm_state_check(r, st || !(p->ci | p->sact), NAME("ci"), p->ci,
                        "commands issued on a stopped port");
-        /* In use exactly when halted or pending: an NCQ tag (PxSACT) that is
-         * neither halted nor still in PxCI would be a command the save lost. */
-        dm_state_check(r, !(p->sact & ~p->ci & ~p->halted), NAME("sact"), p->sact,
-                       "NCQ tags neither halted nor pending");
         dm_state_check(r, !(p->halted & ~(p->ci | p->sact)), NAME("halted"), p->halted,
                        "halted slots not owned by the device (PxCI/PxSACT)");
         unsigned nonncq = 0, ncq = 0;
