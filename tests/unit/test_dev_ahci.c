@@ -310,6 +310,344 @@ static void test_msi(void **state)
     rig_free(r);
 }
 
+/* ------------------------------------------------ errors and retry */
+
+typedef struct err_probe {
+    bool allow_cont;              /* cont once the VM stopped on the error */
+    bool need_ci;                 /* ... and a command was issued since (PxCI) */
+    unsigned stops;
+    uint32_t sact_at_stop, ci_at_stop;
+    uint64_t halted_at_stop;
+    uint8_t (*save)[1];
+} err_probe;
+
+static uint32_t port_reg(ahci_rig *r, unsigned reg)
+{
+    uint64_t v = 0;
+    dm_io_read(r->mmio, AHCI_RIG_ABAR + 0x100 + reg, 4, &v);
+    return (uint32_t)v;
+}
+
+/* Management's part: once the VM is in io-error, look and cont. */
+static void hook_cont_on_error(ahci_rig *r, bool write, uint64_t off, uint32_t val)
+{
+    err_probe *p = r->hook_opaque;
+    if (write || rs_get_state(r->vm) != RS_IO_ERROR || !p->allow_cont)
+        return;
+    if (p->need_ci && !port_reg(r, 0x38))
+        return;     /* the guest waits for no newly issued command yet */
+    p->stops++;
+    p->sact_at_stop = port_reg(r, 0x34);
+    p->ci_at_stop = port_reg(r, 0x38);
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    p->halted_at_stop = as.halted;
+    rs_err e = { 0 };
+    assert_int_equal(rs_cont(r->vm, &e), 0);
+}
+
+static void test_eio_ncq_write_stop(void **state)
+{
+    (void)state;
+    /* Tag 5 of the batch below writes sectors 2000+5*64 .. +15. */
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_STOP, "op=write errno=EIO sectors=2325-2325 once",
+                          false);
+    err_probe p = { .allow_cont = true };
+    r->hook = hook_cont_on_error;
+    r->hook_opaque = &p;
+    assert_int_equal(ncq_batch(r, true, 2000, 64, 16, NCQ_DEPTH), 0);
+    r->hook = NULL;
+    assert_int_equal(p.stops, 1);
+    assert_int_equal(p.halted_at_stop, 1);
+    assert_true(p.sact_at_stop & (1u << 5));     /* the halted tag stays owned by the device */
+    assert_int_equal(r->io_errors, 1);
+    assert_int_equal(r->last_action, DM_BLK_ACTION_STOP);
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.reissued, 1);
+    assert_int_equal(as.failed, 0);
+    assert_int_equal(ncq_batch(r, false, 2000, 64, 16, NCQ_DEPTH), 0);
+    zero_counters(r);
+    assert_true(rs_is_running(r->vm));
+    rig_free(r);
+}
+
+static void test_eio_dma_read_stop(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_STOP, DM_ERR_ENOSPC, NULL, false);
+    assert_int_equal(ahci_rig_write_checked(r, 300, 64), 0);
+    char err[256];
+    assert_int_equal(dm_blk_inject_set(r->blk, "op=read errno=EIO sectors=310-310 once", err,
+                                       sizeof(err)), 0);
+    err_probe p = { .allow_cont = true };
+    r->hook = hook_cont_on_error;
+    r->hook_opaque = &p;
+    assert_int_equal(ahci_rig_verify(r, 300, 64), 0);
+    r->hook = NULL;
+    assert_int_equal(p.stops, 1);
+    assert_int_equal(p.halted_at_stop, 1);
+    assert_int_equal(p.ci_at_stop, 1);            /* non-NCQ: PxCI stays set while halted */
+    assert_int_equal(r->last_action, DM_BLK_ACTION_STOP);
+    zero_counters(r);
+    rig_free(r);
+}
+
+static void test_eio_report(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_REPORT, "op=write errno=EIO sectors=700-700 once",
+                          false);
+    static uint8_t buf[512];
+    guest_check_fill(&r->chk, 700, buf);
+    assert_int_equal(guest_ahci_rw(&r->hba, true, 700, 1, buf), -1);   /* the guest sees it */
+    assert_true(port_reg(r, 0x10) & (1u << 30) || r->hba.errors == 1);
+    assert_int_equal(r->last_action, DM_BLK_ACTION_REPORT);
+    assert_true(rs_is_running(r->vm));
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.failed, 1);
+    assert_int_equal(as.halted, 0);
+    rig_free(r);
+}
+
+/* A halted write, then the guest gives up on it, resets the port and
+ * writes newer data to the same sectors: the halted write is discarded,
+ * never replayed over the newer data. */
+static void guest_gives_up_and_rewrites(ahci_rig *r, bool hba_reset)
+{
+    assert_int_equal(ahci_rig_write_checked(r, 900, 16), 0);
+    char err[256];
+    assert_int_equal(dm_blk_inject_set(r->blk, "op=write errno=EIO sectors=900-915", err,
+                                       sizeof(err)), 0);
+    static uint8_t stale[16 * 512];
+    for (unsigned i = 0; i < 16; i++)
+        guest_check_fill(&r->chk, 900 + i, stale + 512 * i);   /* never acked */
+    struct guest_ahci_io io = { .write = true, .lba = 900, .count = 16, .buf = stale };
+    r->bus.timeout_ms = 300;
+    assert_int_equal(guest_ahci_ncq(&r->hba, &io, 1), -1);       /* times out: halted */
+    r->bus.err[0] = '\0';
+    r->bus.timeout_ms = 10000;
+    assert_int_equal(rs_get_state(r->vm), RS_IO_ERROR);
+    dm_blk_inject_clear(r->blk);
+    /* Management continues once the guest waits for work issued while
+     * the VM is stopped (latched): the re-init's IDENTIFY, or the newer
+     * data itself; the halted write alone does not make it continue. */
+    err_probe p = { .allow_cont = true, .need_ci = true };
+    r->hook = hook_cont_on_error;
+    r->hook_opaque = &p;
+    if (hba_reset) {
+        struct guest_ahci fresh;
+        assert_int_equal(guest_ahci_init(&fresh, &r->bus, &r->fw), 0);  /* GHC.HR */
+        r->hba = fresh;
+    } else {
+        assert_int_equal(guest_ahci_comreset(&r->hba), 0);
+    }
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.discarded, 1);
+    assert_int_equal(ahci_rig_write_checked(r, 900, 16), 0);
+    r->hook = NULL;
+    assert_int_equal(p.stops, 1);
+    for (int i = 0; i < 20; i++)
+        ahci_rig_pump(r, 1);          /* room for a stale replay, were there one */
+    assert_int_equal(ahci_rig_verify(r, 900, 16), 0);
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.reissued, 0);
+    zero_counters(r);
+}
+
+static void test_comreset_discards_halted(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_STOP, NULL, false);
+    guest_gives_up_and_rewrites(r, false);
+    rig_free(r);
+}
+
+static void test_hba_reset_discards_halted(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_STOP, NULL, false);
+    guest_gives_up_and_rewrites(r, true);
+    rig_free(r);
+}
+
+/* --------------------------------------------------------- save/load */
+
+typedef struct mig_probe {
+    bool on_ci;                   /* stop and migrate right after a PxCI write */
+    bool on_error;                /* migrate once stopped on an I/O error */
+    bool ci_seen;
+    unsigned migrations;
+    uint32_t sact_saved, ci_saved;
+    uint64_t halted_saved;
+} mig_probe;
+
+/* The VM stops (a save stops it), the device state goes to a buffer, the
+ * dm side is torn down and a new one loads it and continues. */
+static void migrate(ahci_rig *r, mig_probe *p)
+{
+    rs_err e = { 0 };
+    if (rs_is_live(r->vm))
+        assert_int_equal(rs_vm_stop(r->vm, RS_PAUSED, &e), 0);
+    p->sact_saved = port_reg(r, 0x34);
+    p->ci_saved = port_reg(r, 0x38);
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    p->halted_saved = as.halted;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(ahci_rig_save(r, &buf, &len), 0);
+    ahci_rig_dm_down(r);
+    r->o.inject = NULL;                         /* the new host's disk is healthy */
+    assert_int_equal(ahci_rig_dm_up(r, buf, len), 0);
+    free(buf);
+    p->migrations++;
+}
+
+static void hook_migrate(ahci_rig *r, bool write, uint64_t off, uint32_t val)
+{
+    mig_probe *p = r->hook_opaque;
+    if (p->migrations)
+        return;
+    if (write && p->on_ci && off == 0x100 + 0x38) {
+        /* Stop first: the PxCI write is latched, then saved. */
+        rs_err e = { 0 };
+        assert_int_equal(rs_vm_stop(r->vm, RS_PAUSED, &e), 0);
+        p->ci_seen = true;
+        return;
+    }
+    if (!write && p->on_ci && p->ci_seen) {
+        migrate(r, p);
+        return;
+    }
+    if (!write && p->on_error && rs_get_state(r->vm) == RS_IO_ERROR)
+        migrate(r, p);
+}
+
+static void test_save_restore_pending(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_ENOSPC, NULL, false);
+    assert_int_equal(ncq_batch(r, true, 5000, 40, 8, NCQ_DEPTH), 0);
+    uint64_t resets = r->hba.resets;
+    mig_probe p = { .on_ci = true };
+    r->hook = hook_migrate;
+    r->hook_opaque = &p;
+    assert_int_equal(ncq_batch(r, true, 5000, 40, 8, NCQ_DEPTH), 0);
+    r->hook = NULL;
+    assert_int_equal(p.migrations, 1);
+    assert_int_equal(p.ci_saved, 0xffffffffu);   /* all 32 issued, none started */
+    assert_int_equal(p.sact_saved, 0xffffffffu);
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.ncq_commands, NCQ_DEPTH); /* the new dm ran all of them */
+    assert_int_equal(ncq_batch(r, false, 5000, 40, 8, NCQ_DEPTH), 0);
+    assert_int_equal(r->hba.resets, resets);      /* no controller re-init */
+    zero_counters(r);
+    rig_free(r);
+}
+
+static void test_save_restore_halted(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_STOP, "op=write errno=EIO sectors=6000-6000",
+                          false);
+    uint64_t resets = r->hba.resets;
+    mig_probe p = { .on_error = true };
+    r->hook = hook_migrate;
+    r->hook_opaque = &p;
+    /* Tag 0 fails (stop) while the other tags are at the backend. */
+    assert_int_equal(ncq_batch(r, true, 6000, 100, 16, NCQ_DEPTH), 0);
+    r->hook = NULL;
+    assert_int_equal(p.migrations, 1);
+    assert_int_equal(p.halted_saved, 1);
+    assert_true(p.sact_saved & 1u);
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.reissued, 1);             /* rebuilt from guest memory */
+    assert_int_equal(ncq_batch(r, false, 6000, 100, 16, NCQ_DEPTH), 0);
+    assert_int_equal(r->hba.resets, resets);
+    zero_counters(r);
+    rig_free(r);
+}
+
+/* The loader refuses a halted NCQ command whose tag is not its slot,
+ * naming the field, and applies nothing. */
+typedef struct save_probe {
+    uint8_t *buf;
+    size_t len;
+} save_probe;
+
+/* Saves once the VM stopped on the error, heals the disk and continues. */
+static void hook_save_on_error(ahci_rig *r, bool write, uint64_t off, uint32_t val)
+{
+    save_probe *p = r->hook_opaque;
+    if (write || p->buf || rs_get_state(r->vm) != RS_IO_ERROR)
+        return;
+    assert_int_equal(ahci_rig_save(r, &p->buf, &p->len), 0);
+    dm_blk_inject_clear(r->blk);
+    rs_err e = { 0 };
+    assert_int_equal(rs_cont(r->vm, &e), 0);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_load_refuses_bad_tag(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_STOP, "op=write errno=EIO sectors=7000-7000",
+                          false);
+    save_probe p = { 0 };
+    r->hook = hook_save_on_error;
+    r->hook_opaque = &p;
+    assert_int_equal(ncq_batch(r, true, 7000, 16, 16, 4), 0);
+    r->hook = NULL;
+    assert_non_null(p.buf);
+    uint8_t *buf = p.buf;
+    size_t len = p.len;
+    /* Find the "ahci" section: 'SECT', u16 4, "ahci", instance, version,
+     * length, CRC, payload. */
+    uint8_t *sec = NULL;
+    for (size_t i = 0; i + 10 < len; i++)
+        if (!memcmp(buf + i, "SECT", 4) && buf[i + 4] == 4 && buf[i + 5] == 0 &&
+            !memcmp(buf + i + 6, "ahci", 4)) {
+            sec = buf + i;
+            break;
+        }
+    assert_non_null(sec);
+    uint8_t *hdr = sec + 10;
+    uint32_t plen = le32(hdr + 8);
+    uint8_t *payload = hdr + 16;
+    /* ghc is irq_pending | port 0: present clb fb 10 regs, settings,
+     * halted mask, then the halted slot: ncq command kind lba nsect tag. */
+    size_t tag_off = 4 + 4 + 1 + 1 + 8 + 8 + 40 + 3 + 4 + 1 + 1 + 1 + 8 + 4;
+    assert_true(tag_off < plen);
+    assert_int_equal(payload[tag_off], 0);
+    payload[tag_off] = 7;
+    put_le32(hdr + 12, dm_crc32(0, payload, plen));
+    put_le32(buf + len - 4, dm_crc32(0, buf, len - 4));
+    char err[512] = "";
+    assert_int_equal(dm_state_load_mem(r->state, buf, len, err, sizeof(err)), -EINVAL);
+    print_message("refused: %s\n", err);
+    assert_non_null(strstr(err, "port0.slot0.tag"));
+    free(buf);
+    /* Nothing was applied: the device still works. */
+    assert_int_equal(ncq_batch(r, false, 7000, 16, 16, 4), 0);
+    zero_counters(r);
+    rig_free(r);
+}
+
 int main(void)
 {
     dm_log_set_level(DM_LOG_WARNING);
@@ -319,6 +657,14 @@ int main(void)
         cmocka_unit_test_teardown(test_stopped_latches, teardown),
         cmocka_unit_test_teardown(test_stop_drains_and_holds_irq, teardown),
         cmocka_unit_test_teardown(test_msi, teardown),
+        cmocka_unit_test_teardown(test_eio_ncq_write_stop, teardown),
+        cmocka_unit_test_teardown(test_eio_dma_read_stop, teardown),
+        cmocka_unit_test_teardown(test_eio_report, teardown),
+        cmocka_unit_test_teardown(test_comreset_discards_halted, teardown),
+        cmocka_unit_test_teardown(test_hba_reset_discards_halted, teardown),
+        cmocka_unit_test_teardown(test_save_restore_pending, teardown),
+        cmocka_unit_test_teardown(test_save_restore_halted, teardown),
+        cmocka_unit_test_teardown(test_load_refuses_bad_tag, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
