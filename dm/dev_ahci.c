@@ -279,3 +279,12 @@ dm_pci_dev *dm_ahci_pci_dev(const dm_ahci *a)
 {
     return a->dev;
 }
+
+unsigned dm_ahci_parked(const dm_ahci *a)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < DM_AHCI_PORTS; i++)
+        for (unsigned s = 0; s < DM_AHCI_SLOTS; s++)
+            n += a->ports[i].slots[s].state == SLOT_HALTED;
+    return n;
+}

@@ -40,8 +40,9 @@
 
 #define DM_AHCI_PORTS 6
 #define DM_AHCI_SLOTS 32
-/* The PCI slot rsdm gives the function: the first one after the platform
- * devices (00:00.0 i440FX, 00:01.x PIIX3/IDE/PM, 00:02.0 xen-platform). */
+/* Where rsdm puts the function: the first free slot from 3 on, after the
+ * platform devices (00:00.0 i440FX, 00:01.x PIIX3/IDE/PM, 00:02.0
+ * xen-platform); 00:03.0 on every machine rsdm builds today. */
 #define DM_AHCI_PCI_SLOT 3
 
 typedef struct dm_ahci dm_ahci;
@@ -57,6 +58,11 @@ typedef struct dm_ahci_cfg {
     /* NULL: no MSI capability, INTx only. */
     dm_pci_msi_inject_fn inject_msi;
     void *msi_opaque;
+    /* A guest reset dropped halted commands (the owner may release the
+     * io-error hold when nothing is parked anywhere); may be NULL.  Called
+     * from inside a register access. */
+    void (*parked_discarded)(void *opaque);
+    void *opaque;
 } dm_ahci_cfg;
 
 /* Creates the function (no disks yet).  Negative errno and err on failure. */
@@ -82,5 +88,7 @@ typedef struct dm_ahci_stats {
 void dm_ahci_get_stats(const dm_ahci *a, dm_ahci_stats *out);
 
 dm_pci_dev *dm_ahci_pci_dev(const dm_ahci *a);
+/* Halted commands waiting for the next start, over every port. */
+unsigned dm_ahci_parked(const dm_ahci *a);
 
 #endif

@@ -104,6 +104,8 @@ static void discard_work(ahci_port *p, const char *why)
     p->sact = 0;
     p->nonncq_busy = false;
     p->ncq_running = 0;
+    if (halted && p->a->cfg.parked_discarded)
+        p->a->cfg.parked_discarded(p->a->cfg.opaque);
 }
 
 static void link_up(ahci_port *p)
@@ -490,7 +492,7 @@ static void identify(ahci_slot *s)
 {
     ahci_port *p = s->p;
     char serial[21];
-    snprintf(serial, sizeof(serial), "RSDM-AHCI-%u", p->n);
+    snprintf(serial, sizeof(serial), "RSDM-%.15s", dm_blk_name(p->blk));
     uint8_t page[ATA_SECTOR_SIZE];
     ata_identify_device(page, &(ata_identify_params){
                                   .sectors = dm_blk_sectors(p->blk),

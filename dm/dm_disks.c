@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dev_ahci.h"
 #include "dev_ide.h"
 #include "dm_disks.h"
 #include "dm_log.h"
@@ -14,6 +15,7 @@
 struct dm_disks {
     dm_disks_cfg cfg;
     dev_ide *ide;
+    dm_ahci *ahci;                   /* created with the first AHCI disk */
     rs_handler *h;
     dm_timer *release;               /* io-error hold released after a guest reset */
     size_t n;
@@ -72,22 +74,59 @@ static int check_spec(const dm_disks *ds, const dm_disk_spec *s, char *err, size
         snprintf(err, errlen, "disk %s: no image path", s->name);
         return -EINVAL;
     }
-    if (s->bus == DM_DISK_AHCI) {
-        snprintf(err, errlen, "disk %s: AHCI (SATA) disks are not supported by this rsdm build",
-                 s->name);
-        return -ENOTSUP;
-    }
-    if (s->unit >= DEV_IDE_UNITS) {
-        snprintf(err, errlen, "disk %s: IDE unit %u does not exist (0-3)", s->name, s->unit);
+    bool ahci = s->bus == DM_DISK_AHCI;
+    const char *what = ahci ? "AHCI port" : "IDE unit";
+    if (s->unit >= (ahci ? DM_AHCI_PORTS : DEV_IDE_UNITS)) {
+        snprintf(err, errlen, "disk %s: %s %u does not exist (0-%u)", s->name, what, s->unit,
+                 ahci ? DM_AHCI_PORTS - 1 : DEV_IDE_UNITS - 1);
         return -EINVAL;
     }
     for (size_t i = 0; i < ds->n; i++)
         if (ds->spec[i].bus == s->bus && ds->spec[i].unit == s->unit) {
-            snprintf(err, errlen, "disk %s: IDE unit %u is already taken by %s", s->name, s->unit,
+            snprintf(err, errlen, "disk %s: %s %u is already taken by %s", s->name, what, s->unit,
                      ds->spec[i].name);
             return -EEXIST;
         }
     return 0;
+}
+
+static void parked_discarded(void *opaque);
+
+/* The ICH9 AHCI function exists only when a disk is on it, in the first
+ * free slot from DM_AHCI_PCI_SLOT on (docs/ahci.md). */
+static int ensure_ahci(dm_disks *ds, char *err, size_t errlen)
+{
+    if (ds->ahci)
+        return 0;
+    unsigned slot = DM_AHCI_PCI_SLOT;
+    while (slot < 32 && dm_pci_find(ds->cfg.pci, dm_pci_sbdf(0, 0, slot, 0)))
+        slot++;
+    if (slot == 32) {
+        snprintf(err, errlen, "ahci: no free PCI slot");
+        return -ENOSPC;
+    }
+    dm_ahci_cfg ac = { .pci = ds->cfg.pci, .pci_slot = slot, .gm = ds->cfg.gm,
+                       .loop = ds->cfg.loop, .vm = ds->cfg.vm, .state = ds->cfg.state,
+                       .inject_msi = ds->cfg.inject_msi, .msi_opaque = ds->cfg.msi_opaque,
+                       .parked_discarded = parked_discarded, .opaque = ds };
+    int r = dm_ahci_new(&ac, &ds->ahci, err, errlen);
+    if (r == 0)
+        dm_info("ahci: ICH9 AHCI at 00:%02x.0 (%s)", slot, ac.inject_msi ? "MSI or INTx" : "INTx");
+    return r;
+}
+
+/* Puts an opened backend on the spec's controller. */
+static int put_on_controller(dm_disks *ds, const dm_disk_spec *s, dm_blk *b, char *why,
+                             size_t len)
+{
+    if (s->bus == DM_DISK_AHCI) {
+        int r = ensure_ahci(ds, why, len);
+        return r < 0 ? r : dm_ahci_attach(ds->ahci, s->unit, b, why, len);
+    }
+    char serial[21];
+    snprintf(serial, sizeof(serial), "RSDM-%.15s", s->name);
+    dev_ide_disk disk = { .blk = b, .model = "RSDM HARDDISK", .serial = serial };
+    return dev_ide_attach(ds->ide, s->unit, &disk, why, len);
 }
 
 static void detach_from(dm_disks *ds, size_t first)
@@ -136,10 +175,7 @@ int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t er
             detach_from(ds, first);
             return -EIO;
         }
-        char serial[21];
-        snprintf(serial, sizeof(serial), "RSDM-%.15s", s->name);
-        dev_ide_disk disk = { .blk = b, .model = "RSDM HARDDISK", .serial = serial };
-        r = dev_ide_attach(ds->ide, s->unit, &disk, why, sizeof(why));
+        r = put_on_controller(ds, s, b, why, sizeof(why));
         if (r < 0) {
             snprintf(err, errlen, "disk %s: %s", s->name, why);
             dm_blk_close(b);
@@ -148,8 +184,8 @@ int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t er
         }
         ds->spec[ds->n] = *s;
         ds->blk[ds->n++] = b;
-        dm_info("disk %s: %s on IDE unit %u (%llu sectors%s), rerror=%s werror=%s cache=%s",
-                s->name, s->path, s->unit, (unsigned long long)dm_blk_sectors(b),
+        dm_info("disk %s: %s on %s %u (%llu sectors%s), rerror=%s werror=%s cache=%s",
+                s->name, s->path, s->bus == DM_DISK_AHCI ? "AHCI port" : "IDE unit", s->unit, (unsigned long long)dm_blk_sectors(b),
                 s->read_only ? ", read-only" : "", dm_err_action_name(o.rerror),
                 dm_err_action_name(o.werror), dm_cache_mode_name(o.cache));
     }
@@ -247,7 +283,7 @@ const dm_disk_spec *dm_disks_spec(const dm_disks *ds, size_t i)
 
 unsigned dm_disks_parked(const dm_disks *ds)
 {
-    return ds->ide ? dev_ide_parked(ds->ide) : 0;
+    return (ds->ide ? dev_ide_parked(ds->ide) : 0) + (ds->ahci ? dm_ahci_parked(ds->ahci) : 0);
 }
 
 int dm_disks_new(const dm_disks_cfg *cfg, dm_disks **out, char *err, size_t errlen)
@@ -284,6 +320,7 @@ void dm_disks_free(dm_disks *ds)
     if (!ds)
         return;
     dev_ide_free(ds->ide);
+    dm_ahci_free(ds->ahci);     /* drains its backends before they close */
     detach_from(ds, 0);
     if (ds->h)
         rs_handler_del(ds->cfg.vm, ds->h);

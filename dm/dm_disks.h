@@ -21,6 +21,7 @@
 #include "dm_irq.h"
 #include "dm_loop.h"
 #include "dm_pci.h"
+#include "dm_pci_msi.h"
 #include "dm_statefile.h"
 #include "runstate.h"
 #include "xsc_disks.h"
@@ -69,6 +70,10 @@ typedef struct dm_disks_cfg {
     /* BLOCK_IO_ERROR of every disk (QMP event, xenstore, ...); may be NULL. */
     dm_blk_event_fn on_event;
     void *event_opaque;
+    /* MSI for the AHCI function (dm_pci_msi_inject_xen with the dm_xen);
+     * NULL: INTx only. */
+    dm_pci_msi_inject_fn inject_msi;
+    void *msi_opaque;
 } dm_disks_cfg;
 
 /*
@@ -86,9 +91,10 @@ void dm_disks_free(dm_disks *ds);
  * Opens one block backend per entry and puts it on its controller, before
  * the guest runs.  Refused with a message naming the disk: an image
  * format other than raw, a CD-ROM (rsdm has no ATAPI), an IDE unit beyond
- * 3 or already taken, an AHCI disk (this build has no AHCI controller), an
+ * 3 or an AHCI port beyond 5, or one already taken, an
  * image that cannot be opened or locked.  On failure nothing of `list` stays
- * attached.  [main]
+ * attached.  The ICH9 AHCI function is created with the first AHCI disk.
+ * [main]
  */
 int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t errlen);
 

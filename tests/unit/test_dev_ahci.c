@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "../lib/ahci_rig.h"
+#include "dm_disks.h"
 #include "dm_log.h"
 
 #define DISK_MIB 16
@@ -648,6 +650,51 @@ static void test_load_refuses_bad_tag(void **state)
     rig_free(r);
 }
 
+/* ------------------------------------------------------- disk module */
+
+/* dm_disks puts a disk with bus AHCI on an ICH9 AHCI function it creates
+ * in the first free slot from 3 (here 4: the rig's own is at 3), refuses
+ * ports beyond 5 and a taken port, and frees it all. */
+static void test_disks_module(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_ENOSPC, NULL, false);
+    char img[128];
+    snprintf(img, sizeof(img), "%s/sdb.img", r->dir);
+    FILE *f = fopen(img, "w");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), 1 << 20), 0);
+    fclose(f);
+    dm_disks_cfg dc = { .loop = r->loop, .pio = r->pio, .pci = r->pci, .irq = r->irq,
+                        .vm = r->vm, .gm = r->gm };
+    dm_disks *ds;
+    char err[512] = "";
+    assert_int_equal(dm_disks_new(&dc, &ds, err, sizeof(err)), 0);
+    dm_disk_list l = { .n = 1 };
+    dm_disk_spec *s = &l.disk[0];
+    snprintf(s->name, sizeof(s->name), "sdb");
+    snprintf(s->path, sizeof(s->path), "%s", img);
+    s->bus = DM_DISK_AHCI;
+    s->unit = 6;
+    assert_int_equal(dm_disks_attach(ds, &l, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "AHCI port 6 does not exist"));
+    assert_null(dm_pci_find(r->pci, dm_pci_sbdf(0, 0, 4, 0)));
+    s->unit = 1;
+    assert_int_equal(dm_disks_attach(ds, &l, err, sizeof(err)), 0);
+    dm_pci_dev *d = dm_pci_find(r->pci, dm_pci_sbdf(0, 0, 4, 0));
+    assert_non_null(d);
+    assert_int_equal(dm_pci_cfg_get(d, DM_PCI_DEVICE_ID, 2), 0x2922);
+    assert_int_equal(dm_disks_count(ds), 1);
+    assert_int_equal(dm_disks_parked(ds), 0);
+    snprintf(s->name, sizeof(s->name), "sdc");
+    assert_int_equal(dm_disks_attach(ds, &l, err, sizeof(err)), -EEXIST);
+    assert_non_null(strstr(err, "AHCI port 1 is already taken by sdb"));
+    dm_disks_free(ds);
+    assert_null(dm_pci_find(r->pci, dm_pci_sbdf(0, 0, 4, 0)));
+    unlink(img);
+    rig_free(r);
+}
+
 int main(void)
 {
     dm_log_set_level(DM_LOG_WARNING);
@@ -665,6 +712,7 @@ int main(void)
         cmocka_unit_test_teardown(test_save_restore_pending, teardown),
         cmocka_unit_test_teardown(test_save_restore_halted, teardown),
         cmocka_unit_test_teardown(test_load_refuses_bad_tag, teardown),
+        cmocka_unit_test_teardown(test_disks_module, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
