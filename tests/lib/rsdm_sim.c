@@ -59,8 +59,10 @@ int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int tim
 static int write_vbd(rsdm_sim *s, const rsdm_sim_disk *d)
 {
     int idx = d->vdev[2] - 'a';
-    unsigned devid = idx < 2 ? (3u << 8) | ((unsigned)idx << 6)
-                             : (22u << 8) | ((unsigned)(idx - 2) << 6);
+    /* Linux's numbering: hda/hdb major 3, hdc/hdd major 22, sdX major 8. */
+    unsigned devid = d->vdev[0] == 's' ? (8u << 8) | ((unsigned)idx << 4)
+                     : idx < 2         ? (3u << 8) | ((unsigned)idx << 6)
+                                       : (22u << 8) | ((unsigned)(idx - 2) << 6);
     char be[128], fe[128], p[192], v[32];
     snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", s->dom, devid);
     snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", s->dom, devid);

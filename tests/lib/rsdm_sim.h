@@ -30,7 +30,7 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus);
 
 /* A guest disk as the toolstack writes it: a vbd backend/frontend pair. */
 typedef struct rsdm_sim_disk {
-    const char *vdev;                  /* "hda" .. "hdd" */
+    const char *vdev;                  /* "hda" .. "hdd" (IDE), "sda" .. (AHCI port 0 ..) */
     const char *path;                  /* raw image */
 } rsdm_sim_disk;
 
