@@ -382,6 +382,8 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     STEP("PCI bus", nonnull(m->pci = dm_pci_bus_new(m->pio, m->mmio, m->irq)));
     STEP("map PCI devices", dm_pci_listener_add(m->pci, ioreq_pci_listener, m, true));
     STEP("device state registry", nonnull(m->state = dm_state_reg_new()));
+    /* Configuration space (BARs the guest placed, command bits) travels too. */
+    STEP("PCI state", dm_pci_bus_set_state_reg(m->pci, m->state));
     STEP("serial port", open_serials(m, why, sizeof(why)));
     STEP("pause reference", rs_event_sink_add(m->vm, pause_ref_sink, m));
 
@@ -469,8 +471,8 @@ void dm_machine_stop(dm_machine *m)
     }
     dm_disks_free(m->disks);
     dm_platform_free(m->plat);
-    dm_state_reg_free(m->state);
     dm_pci_bus_free(m->pci);
+    dm_state_reg_free(m->state);
     dm_irq_free(m->irq);
     if (m->mmio)
         dm_io_space_free(m->mmio);

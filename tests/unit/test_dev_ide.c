@@ -1,0 +1,494 @@
+/*
+ * PIIX3 IDE in-process, driven register by register with the main loop
+ * stepped by the test, so that orderings a guest cannot force are
+ * deterministic: real dm_disks/dev_ide/dm_blk/librunstate, guest RAM on
+ * the in-process simulated hypervisor, interrupts recorded.
+ *
+ *  - `cont` racing a still-pending io-error stop: the parked DMA write
+ *    completes (BLOCK_IO_ERROR, STOP, RESUME, then the write);
+ *  - a retry that fails again parks again; the next `cont` completes it;
+ *  - a command and a bus-master start written while the VM is paused do
+ *    no I/O, DMA or interrupt until the VM runs;
+ *  - a PRD table shorter than the transfer ends the command without an
+ *    interrupt; a PRD naming memory outside guest RAM fails it;
+ *  - DEVICE RESET while a flush is parked discards it;
+ *  - the state section refuses a file for another disk layout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../lib/xsim_emu.h"
+#include "dm_disks.h"
+#include "dm_log.h"
+#include "dm_xen.h"
+#include "hv.h"
+
+#define SECTORS 1024u
+#define BMDMA 0xc000u
+#define PRDT 0x10000u
+#define BUF 0x20000u
+#define CMD 0x1f0u
+#define CTL 0x3f6u
+#define LOOP_BOUND 2000
+
+typedef struct fixture {
+    uint32_t dom;
+    struct hv_domain *d;
+    uint8_t *ram;
+    dm_xen xen;
+    dm_guestmem *gm;
+    dm_loop *loop;
+    rs_vm *vm;
+    dm_io_space *pio, *mmio;
+    dm_irq *irq;
+    dm_pci_bus *pci;
+    dm_state_reg *state;
+    dm_config cfg;
+    dm_disks *disks;
+    char img[128];
+    unsigned raises[16];
+    bool level[16];
+    char events[32][16];
+    unsigned nevents;
+} fixture;
+
+static fixture fx;
+
+static int rec_isa(void *opaque, unsigned irq, bool level)
+{
+    fixture *f = opaque;
+    if (level && !f->level[irq])
+        f->raises[irq]++;
+    f->level[irq] = level;
+    return 0;
+}
+
+static int rec_intx(void *opaque, unsigned slot, unsigned intx, bool level)
+{
+    (void)opaque;
+    (void)slot;
+    (void)intx;
+    (void)level;
+    return 0;
+}
+
+static const dm_irq_backend rec = { rec_isa, rec_intx };
+
+static void on_event(void *opaque, const rs_event *ev)
+{
+    fixture *f = opaque;
+    if (f->nevents < 32)
+        snprintf(f->events[f->nevents++], 16, "%s", rs_event_name(ev->type));
+}
+
+static void start(fixture *f, const char *config)
+{
+    memset(f, 0, sizeof(*f));
+    dm_log_set_level(DM_LOG_ERROR);
+    assert_int_equal(xsim_fixture_start(), 0);
+    hv_log_quiet(true);
+    int id = hv_domain_create(0, 1, 16, "ide-unit");
+    assert_true(id > 0);
+    f->dom = (uint32_t)id;
+    f->d = hv_domain_get(f->dom);
+    uint64_t size;
+    f->ram = hv_domain_ram(f->d, &size);
+    char err[512] = "";
+    assert_int_equal(dm_xen_open(&f->xen, (domid_t)f->dom, err, sizeof(err)), 0);
+    assert_non_null(f->gm = dm_guestmem_new(&f->xen));
+    assert_non_null(f->loop = dm_loop_new());
+    assert_non_null(f->vm = rs_vm_new());
+    assert_int_equal(rs_event_sink_add(f->vm, on_event, f), 0);
+    assert_non_null(f->pio = dm_io_space_new(DM_IO_PORT));
+    assert_non_null(f->mmio = dm_io_space_new(DM_IO_MMIO));
+    assert_non_null(f->irq = dm_irq_new(&rec, f));
+    assert_int_equal(dm_irq_attach_runstate(f->irq, f->vm, 0), 0);
+    assert_non_null(f->pci = dm_pci_bus_new(f->pio, f->mmio, f->irq));
+    assert_non_null(f->state = dm_state_reg_new());
+    dm_config_init(&f->cfg);
+    assert_int_equal(dm_config_parse(&f->cfg, config, strlen(config), "test.conf", err, sizeof(err)), 0);
+    snprintf(f->img, sizeof(f->img), "/tmp/rsdm-ide-unit-%d.img", (int)getpid());
+    int fd = open(f->img, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, SECTORS * 512), 0);
+    close(fd);
+    dm_disks_cfg dc = { .loop = f->loop, .pio = f->pio, .pci = f->pci, .irq = f->irq,
+                        .vm = f->vm, .gm = f->gm, .state = f->state, .config = &f->cfg };
+    assert_int_equal(dm_disks_new(&dc, &f->disks, err, sizeof(err)), 0);
+    static dm_disk_list list;
+    memset(&list, 0, sizeof(list));
+    list.n = 1;
+    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "hda");
+    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "%s", f->img);
+    if (dm_disks_attach(f->disks, &list, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    /* Firmware: BAR4, I/O decode and bus mastering. */
+    uint32_t sbdf = dm_pci_sbdf(0, 0, 1, 1);
+    assert_int_equal(dm_pci_config_write(f->pci, sbdf, 0x20, 4, BMDMA | 1), 0);
+    assert_int_equal(dm_pci_config_write(f->pci, sbdf, 0x04, 2, 0x0005), 0);
+    rs_err e = { 0 };
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+}
+
+static void stop_fixture(fixture *f)
+{
+    dm_disks_free(f->disks);
+    dm_pci_bus_free(f->pci);
+    dm_state_reg_free(f->state);
+    dm_irq_free(f->irq);
+    dm_io_space_free(f->mmio);
+    dm_io_space_free(f->pio);
+    rs_vm_free(f->vm);
+    dm_loop_free(f->loop);
+    dm_guestmem_free(f->gm);
+    dm_xen_close(&f->xen);
+    hv_domain_put(f->d);
+    xsim_fixture_stop();
+    unlink(f->img);
+}
+
+static int teardown(void **state)
+{
+    stop_fixture(*state);
+    return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static uint8_t inb(fixture *f, uint16_t port)
+{
+    uint64_t v = 0;
+    assert_int_equal(dm_io_read(f->pio, port, 1, &v), 0);
+    return (uint8_t)v;
+}
+
+static void outb(fixture *f, uint16_t port, uint8_t v)
+{
+    assert_int_equal(dm_io_write(f->pio, port, 1, v), 0);
+}
+
+static void outl(fixture *f, uint16_t port, uint32_t v)
+{
+    assert_int_equal(dm_io_write(f->pio, port, 4, v), 0);
+}
+
+static void prd(fixture *f, unsigned i, uint32_t addr, uint32_t len, bool eot)
+{
+    uint32_t e[2] = { addr, (len & 0xffff) | (eot ? 0x80000000u : 0) };
+    memcpy(f->ram + PRDT + 8 * i, e, 8);
+}
+
+static void taskfile(fixture *f, uint32_t lba, uint8_t count, uint8_t cmd)
+{
+    outb(f, CMD + 6, (uint8_t)(0xe0 | (lba >> 24)));
+    outb(f, CMD + 2, count);
+    outb(f, CMD + 3, (uint8_t)lba);
+    outb(f, CMD + 4, (uint8_t)(lba >> 8));
+    outb(f, CMD + 5, (uint8_t)(lba >> 16));
+    outb(f, CMD + 7, cmd);
+}
+
+static void dma_command(fixture *f, bool write, uint32_t lba, uint8_t count)
+{
+    outl(f, BMDMA + 4, PRDT);
+    outb(f, BMDMA + 2, 0x06);
+    outb(f, BMDMA, write ? 0 : 0x08);
+    taskfile(f, lba, count, write ? 0xca : 0xc8);
+    outb(f, BMDMA, write ? 0x01 : 0x09);
+}
+
+/* Runs the main loop (and, unless told not to, the run-state requests)
+ * until the predicate holds; bounded. */
+typedef bool (*pred)(fixture *f);
+static bool step_until(fixture *f, pred p, bool requests)
+{
+    for (int i = 0; i < LOOP_BOUND; i++) {
+        if (p(f))
+            return true;
+        int st;
+        if (requests)
+            rs_process_requests(f->vm, &st);
+        dm_loop_iterate(f->loop, 10);
+    }
+    return p(f);
+}
+
+static bool irq_raised(fixture *f)
+{
+    return f->level[14];
+}
+
+static bool parked(fixture *f)
+{
+    return dm_disks_parked(f->disks) > 0;
+}
+
+static bool in_io_error(fixture *f)
+{
+    return rs_get_state(f->vm) == RS_IO_ERROR;
+}
+
+static void fill(fixture *f, uint32_t addr, uint8_t seed, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        f->ram[addr + i] = (uint8_t)(seed + i * 7);
+}
+
+static void image_has(fixture *f, uint32_t lba, uint8_t seed, size_t len)
+{
+    int fd = open(f->img, O_RDONLY);
+    assert_true(fd >= 0);
+    uint8_t buf[8192];
+    assert_true(len <= sizeof(buf));
+    assert_int_equal(pread(fd, buf, len, (off_t)lba * 512), (ssize_t)len);
+    close(fd);
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != (uint8_t)(seed + i * 7))
+            fail_msg("image byte %zu of sector %u is 0x%02x", i, lba, buf[i]);
+}
+
+static void ack(fixture *f)
+{
+    uint8_t st = inb(f, CMD + 7);
+    assert_int_equal(st & 0x89, 0x00);          /* not BSY, no DRQ, no ERR */
+    assert_false(f->level[14]);
+    outb(f, BMDMA, 0);
+}
+
+static unsigned event_index(fixture *f, const char *name, unsigned from)
+{
+    for (unsigned i = from; i < f->nevents; i++)
+        if (strcmp(f->events[i], name) == 0)
+            return i;
+    fail_msg("no %s event after #%u", name, from);
+    return 0;
+}
+
+/* --------------------------------------------------------------- tests */
+
+static int setup_twice(void **state)
+{
+    start(&fx, "[disk hda]\nwerror = stop\ninject = op=write errno=EIO once\n"
+               "inject = op=write errno=EIO once\n");
+    *state = &fx;
+    return 0;
+}
+
+static void test_cont_races_pending_stop(void **state)
+{
+    fixture *f = *state;
+    fill(f, BUF, 0x11, 4096);
+    prd(f, 0, BUF, 4096, true);
+    dma_command(f, true, 8, 8);
+    /* The backend fails the write: the command parks and the io-error
+     * stop is requested, but the main loop has not taken it yet. */
+    assert_true(step_until(f, parked, false));
+    assert_int_equal(rs_get_state(f->vm), RS_RUNNING);
+    assert_false(f->level[14]);
+    /* `cont` arrives first: it takes the pending stop, then starts. */
+    rs_err e = { 0 };
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    unsigned err_ev = event_index(f, "BLOCK_IO_ERROR", 0);
+    unsigned stop_ev = event_index(f, "STOP", err_ev);
+    event_index(f, "RESUME", stop_ev);
+    /* The retry fails again (second rule): parked again, io-error again. */
+    assert_true(step_until(f, in_io_error, true));
+    assert_false(f->level[14]);
+    assert_int_equal(inb(f, CMD + 7) & 0x89, 0x08);   /* DRQ kept, no ERR */
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    assert_true(step_until(f, irq_raised, true));
+    assert_int_equal(inb(f, BMDMA + 2) & 0x07, 0x04); /* done, interrupt */
+    ack(f);
+    image_has(f, 8, 0x11, 4096);
+}
+
+static int setup_plain(void **state)
+{
+    start(&fx, "[disk hda]\nwerror = stop\n");
+    *state = &fx;
+    return 0;
+}
+
+/* Gives what must not happen 200 ms of main loop to happen anyway. */
+static void settle(fixture *f, bool requests)
+{
+    for (int i = 0; i < 20; i++) {
+        int st;
+        if (requests)
+            rs_process_requests(f->vm, &st);
+        dm_loop_iterate(f->loop, 10);
+    }
+}
+
+static void test_latched_while_paused(void **state)
+{
+    fixture *f = *state;
+    rs_err e = { 0 };
+    assert_int_equal(rs_vm_stop(f->vm, RS_PAUSED, &e), 0);
+    fill(f, BUF, 0x22, 2048);
+    prd(f, 0, BUF, 2048, true);
+    unsigned raises = f->raises[14];
+    dma_command(f, true, 16, 4);
+    assert_true(inb(f, CTL) & 0x80);                  /* BSY: latched */
+    settle(f, false);
+    dm_blk_stats st;
+    dm_blk_get_stats(dm_disks_blk(f->disks, 0), &st);
+    assert_int_equal(st.writes, 0);
+    assert_int_equal(f->raises[14], raises);
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    assert_true(step_until(f, irq_raised, true));
+    ack(f);
+    image_has(f, 16, 0x22, 2048);
+    /* A DMA read started while paused moves nothing into guest RAM. */
+    assert_int_equal(rs_vm_stop(f->vm, RS_PAUSED, &e), 0);
+    memset(f->ram + BUF, 0xee, 2048);
+    dma_command(f, false, 16, 4);
+    settle(f, false);
+    assert_int_equal(f->ram[BUF], 0xee);
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    assert_true(step_until(f, irq_raised, true));
+    ack(f);
+    assert_int_equal(f->ram[BUF + 5], (uint8_t)(0x22 + 5 * 7));
+}
+
+static void test_prd_short_and_fault(void **state)
+{
+    fixture *f = *state;
+    /* 2 KiB of PRDs for a 4 KiB transfer: active cleared, no interrupt. */
+    prd(f, 0, BUF, 2048, true);
+    unsigned raises = f->raises[14];
+    dma_command(f, false, 0, 8);
+    settle(f, true);
+    assert_int_equal(f->raises[14], raises);
+    assert_int_equal(inb(f, BMDMA + 2) & 0x01, 0);
+    outb(f, BMDMA, 0);
+    /* A buffer beyond guest RAM: the bus master reports an error and the
+     * command fails with ABRT. */
+    prd(f, 0, 0xf0000000u, 512, true);
+    dma_command(f, false, 0, 1);
+    assert_true(step_until(f, irq_raised, true));
+    assert_true(inb(f, BMDMA + 2) & 0x02);
+    assert_true(inb(f, CMD + 7) & 0x01);
+    assert_int_equal(inb(f, CMD + 1), 0x04);
+    outb(f, BMDMA, 0);
+}
+
+static int setup_flush(void **state)
+{
+    start(&fx, "[disk hda]\nwerror = stop\ninject = op=flush errno=EIO once\n");
+    *state = &fx;
+    return 0;
+}
+
+static void test_device_reset_discards_parked_flush(void **state)
+{
+    fixture *f = *state;
+    taskfile(f, 0, 0, 0xe7);
+    assert_true(step_until(f, in_io_error, true));
+    assert_true(inb(f, CTL) & 0x80);                  /* flush parked: BSY */
+    /* DEVICE RESET is accepted while busy and drops the flush; with
+     * nothing parked the io-error hold goes too. */
+    outb(f, CMD + 7, 0x08);
+    assert_false(parked(f));
+    assert_int_equal(inb(f, CMD + 2), 1);             /* signature */
+    assert_int_equal(inb(f, CMD + 3), 1);
+    settle(f, true);
+    assert_false(f->level[14]);
+    assert_int_equal(rs_get_state(f->vm), RS_RUNNING);
+    dm_blk_stats st;
+    dm_blk_get_stats(dm_disks_blk(f->disks, 0), &st);
+    assert_int_equal(st.flushes, 0);
+}
+
+static void test_state_refuses_other_layout(void **state)
+{
+    fixture *f = *state;
+    uint8_t *buf;
+    size_t len;
+    char err[512];
+    assert_int_equal(dm_state_save_mem(f->state, &buf, &len, err, sizeof(err)), 0);
+    /* The same file loads into the same layout... */
+    assert_int_equal(dm_state_load_mem(f->state, buf, len, err, sizeof(err)), 0);
+    /* ... but not into a dm whose primary slave is attached too. */
+    int fd = open("/tmp/rsdm-ide-unit-slave.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 512 * 64), 0);
+    close(fd);
+    static dm_disk_list list;
+    memset(&list, 0, sizeof(list));
+    list.n = 1;
+    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "hdb");
+    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "/tmp/rsdm-ide-unit-slave.img");
+    list.disk[0].unit = 1;
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), 0);
+    assert_int_equal(dm_state_load_mem(f->state, buf, len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "drives"));
+    free(buf);
+    unlink("/tmp/rsdm-ide-unit-slave.img");
+}
+
+static void test_disk_specs_refused(void **state)
+{
+    fixture *f = *state;
+    static dm_disk_list list;
+    char err[512];
+    memset(&list, 0, sizeof(list));
+    list.n = 1;
+    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "hdc");
+    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "%s", f->img);
+    snprintf(list.disk[0].format, sizeof(list.disk[0].format), "qcow2");
+    list.disk[0].unit = 2;
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -ENOTSUP);
+    assert_non_null(strstr(err, "qcow2"));
+    list.disk[0].format[0] = 0;
+    list.disk[0].cdrom = true;
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -ENOTSUP);
+    assert_non_null(strstr(err, "ATAPI"));
+    list.disk[0].cdrom = false;
+    list.disk[0].unit = 0;
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -EEXIST);
+    list.disk[0].unit = 2;
+    list.disk[0].bus = DM_DISK_AHCI;
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -ENOTSUP);
+    assert_int_equal(dm_disks_count(f->disks), 1);
+    /* Policies: the spec's own, else the config's, else QEMU's. */
+    dm_err_action r, w;
+    dm_cache_mode c;
+    dm_disk_spec s = { .name = "hda" };
+    dm_disks_resolve(&s, &f->cfg, &r, &w, &c);
+    assert_int_equal(w, DM_ERR_STOP);
+    assert_int_equal(r, DM_ERR_REPORT);
+    s.has_werror = true;
+    s.werror = DM_ERR_IGNORE;
+    dm_disks_resolve(&s, &f->cfg, &r, &w, &c);
+    assert_int_equal(w, DM_ERR_IGNORE);
+    snprintf(s.name, sizeof(s.name), "hdd");
+    s.has_werror = false;
+    dm_disks_resolve(&s, NULL, &r, &w, &c);
+    assert_int_equal(w, DM_ERR_ENOSPC);
+    assert_int_equal(c, DM_CACHE_WRITEBACK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cont_races_pending_stop, setup_twice, teardown),
+        cmocka_unit_test_setup_teardown(test_latched_while_paused, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_prd_short_and_fault, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_device_reset_discards_parked_flush, setup_flush,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_state_refuses_other_layout, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_specs_refused, setup_plain, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
