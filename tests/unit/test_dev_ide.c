@@ -457,9 +457,10 @@ static void test_disk_specs_refused(void **state)
     list.disk[0].cdrom = false;
     list.disk[0].unit = 0;
     assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -EEXIST);
-    list.disk[0].unit = 2;
+    list.disk[0].unit = 6;
     list.disk[0].bus = DM_DISK_AHCI;
-    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -ENOTSUP);
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "AHCI port 6"));
     assert_int_equal(dm_disks_count(f->disks), 1);
     /* Policies: the spec's own, else the config's, else QEMU's. */
     dm_err_action r, w;
