@@ -650,6 +650,71 @@ static void test_load_refuses_bad_tag(void **state)
     rig_free(r);
 }
 
+/* --------------------------------------------------- registers, aborts */
+
+static uint32_t hba_reg(ahci_rig *r, unsigned reg)
+{
+    uint64_t v = 0;
+    assert_int_equal(dm_io_read(r->mmio, AHCI_RIG_ABAR + reg, 4, &v), 0);
+    return (uint32_t)v;
+}
+
+/* Issues one hand-built command (no data) in slot 0 and waits for it. */
+static uint32_t raw_command(ahci_rig *r, uint8_t cmd, uint8_t feature)
+{
+    uint8_t fis[20] = { 0x27, 0x80, cmd, feature };
+    uint32_t hdr[8] = { 5 };      /* CFL 5 dwords, no PRD */
+    hdr[2] = (uint32_t)r->hba.ctba[0];
+    memcpy(r->ram + r->hba.ctba[0], fis, sizeof(fis));
+    memcpy(r->ram + r->hba.clb, hdr, sizeof(hdr));
+    assert_int_equal(guest_writel(&r->bus, r->hba.port + 0x10, 0xffffffffu), 0);
+    assert_int_equal(guest_writel(&r->bus, r->hba.port + 0x38, 1), 0);
+    for (int i = 0; i < 1000 && port_reg(r, 0x38); i++)
+        ahci_rig_pump(r, 1);
+    assert_int_equal(port_reg(r, 0x38), 0);
+    return port_reg(r, 0x10);
+}
+
+static void test_registers_and_aborts(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_IGNORE, "op=write errno=EIO sectors=40-40 once",
+                          false);
+    uint32_t cap = hba_reg(r, 0x00);
+    assert_true(cap & (1u << 31));               /* 64-bit addressing */
+    assert_true(cap & (1u << 30));               /* NCQ */
+    assert_int_equal((cap >> 8) & 0x1f, 31);     /* 32 slots */
+    assert_int_equal(cap & 0x1f, 5);             /* 6 ports */
+    assert_true(hba_reg(r, 0x04) & 0x80000000u); /* AHCI enabled */
+    assert_int_equal(hba_reg(r, 0x0c), 0x3f);
+    assert_int_equal(hba_reg(r, 0x10), 0x10300);
+    /* Port 1 has no disk: no link, no signature. */
+    assert_int_equal(hba_reg(r, 0x180 + 0x28), 0);
+    assert_int_equal(hba_reg(r, 0x180 + 0x24), 0xffffffffu);
+    assert_int_equal(port_reg(r, 0x28) & 0xf, 3);
+    assert_int_equal(port_reg(r, 0x24), 0x101);
+    /* An unimplemented command (READ LOG EXT) and a bad SET FEATURES are
+     * aborted; a good one is not. */
+    uint32_t is = raw_command(r, 0x2f, 0);
+    assert_true(is & (1u << 30));
+    assert_int_equal(port_reg(r, 0x20), 0x0441);          /* ABRT, DRDY|ERR */
+    assert_true(raw_command(r, 0xef, 0x99) & (1u << 30));
+    is = raw_command(r, 0xef, 0x82);                       /* write cache off */
+    assert_false(is & (1u << 30));
+    assert_true(is & 1u);                                  /* D2H FIS received */
+    assert_int_equal(port_reg(r, 0x20), 0x50);
+    uint16_t id[256];
+    assert_int_equal(guest_ahci_identify(&r->hba, id), 0);
+    assert_false(id[85] & (1u << 5));                      /* IDENTIFY reports it */
+    /* werror=ignore: the failed write completes as if it had succeeded. */
+    static uint8_t buf[512];
+    guest_check_fill(&r->chk, 40, buf);
+    assert_int_equal(guest_ahci_rw(&r->hba, true, 40, 1, buf), 0);
+    assert_int_equal(r->last_action, DM_BLK_ACTION_IGNORE);
+    assert_true(rs_is_running(r->vm));
+    rig_free(r);
+}
+
 /* ------------------------------------------------------- disk module */
 
 /* dm_disks puts a disk with bus AHCI on an ICH9 AHCI function it creates
@@ -712,6 +777,7 @@ int main(void)
         cmocka_unit_test_teardown(test_save_restore_pending, teardown),
         cmocka_unit_test_teardown(test_save_restore_halted, teardown),
         cmocka_unit_test_teardown(test_load_refuses_bad_tag, teardown),
+        cmocka_unit_test_teardown(test_registers_and_aborts, teardown),
         cmocka_unit_test_teardown(test_disks_module, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
