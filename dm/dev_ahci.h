@@ -81,6 +81,7 @@ typedef struct dm_ahci_stats {
     uint64_t halted, reissued;    /* slots halted by a stop policy / re-issued at start */
     uint64_t discarded;           /* halted or queued slots dropped by a guest reset */
     uint64_t latched;             /* PxCI writes latched while stopped */
+    uint64_t bounce_waits;        /* commands held back: bounce buffers at their bound */
     uint64_t irqs, msis;          /* interrupt raises (INTx level rises / MSIs sent) */
     uint64_t hba_resets, port_resets;
     unsigned max_ncq_in_flight;   /* NCQ commands at the backend at once, max */

@@ -48,7 +48,6 @@
 #define PX_IS_DHRS (1u << 0)
 #define PX_IS_PSS (1u << 1)
 #define PX_IS_SDBS (1u << 3)
-#define PX_IS_PCS (1u << 6)
 #define PX_IS_TFES (1u << 30)
 #define PX_IS_MASK 0xfdc000ffu       /* defined bits */
 
@@ -75,15 +74,14 @@
 #define RFIS_RFIS 0x40
 #define RFIS_SDBFIS 0x58
 
-/* Command header dw0 (§4.2.2). */
-#define HDR_CFL_MASK 0x1fu
-#define HDR_WRITE (1u << 6)
+/* Command header dw0 (§4.2.2): the PRDT length. */
 #define HDR_PRDTL_SHIFT 16
 #define CT_PRDT 0x80
 #define PRD_DBC_MASK 0x3fffffu
-/* PRDs per command the engine accepts (QEMU accepts 65535; a guest never
- * needs more than one per 4 KiB page of the largest transfer). */
-#define AHCI_MAX_PRDS 65535u
+/* Bounce buffers held by one controller at most.  A guest may ask for 32
+ * MiB per command and 192 commands at once; beyond this, commands wait
+ * for others to complete (one command alone always goes). */
+#define AHCI_BOUNCE_MAX (128u << 20)
 
 typedef struct ahci_sg {
     uint64_t addr;
@@ -118,6 +116,7 @@ typedef struct ahci_slot {
     unsigned nsg;
     uint8_t *buf;           /* bounce buffer, len bytes */
     size_t len;
+    size_t bounce;          /* of which counted in dm_ahci.bounce_bytes */
     dm_blk_req *req;
 } ahci_slot;
 
@@ -145,6 +144,7 @@ struct dm_ahci {
     bool intx;              /* INTx level the device drives */
     bool dying;
     uint32_t ghc, is;
+    size_t bounce_bytes;    /* held by commands, bounded by AHCI_BOUNCE_MAX */
     ahci_port ports[DM_AHCI_PORTS];
     dm_ahci_stats stats;
 };

@@ -61,12 +61,25 @@ static void post_d2h(ahci_port *p, bool irq, const ata_taskfile *tf)
     put_fis(p, RFIS_RFIS, fis, sizeof(fis));
 }
 
+static void free_buf(ahci_slot *s)
+{
+    s->p->a->bounce_bytes -= s->bounce;
+    s->bounce = 0;
+    free(s->buf);
+    s->buf = NULL;
+}
+
+/* Whether a command moving `bytes` may take its bounce buffer now. */
+static bool bounce_room(const dm_ahci *a, size_t bytes)
+{
+    return a->bounce_bytes == 0 || bytes <= AHCI_BOUNCE_MAX - a->bounce_bytes;
+}
+
 void ahci_slot_clear(ahci_slot *s)
 {
     free(s->sg);
-    free(s->buf);
+    free_buf(s);
     s->sg = NULL;
-    s->buf = NULL;
     s->nsg = 0;
     s->len = 0;
     s->req = NULL;
@@ -311,12 +324,13 @@ int ahci_slot_submit(ahci_slot *s)
     dm_blk_op op = s->kind == OP_READ ? DM_BLK_READ : s->kind == OP_WRITE ? DM_BLK_WRITE
                                                                           : DM_BLK_FLUSH;
     s->len = s->kind == OP_FLUSH ? 0 : (size_t)s->nsect * DM_BLK_SECTOR;
-    free(s->buf);
-    s->buf = NULL;
+    free_buf(s);
     if (s->len && !(s->buf = calloc(1, s->len))) {
         dm_warn("ahci: port %u slot %u: no memory for %zu bytes", p->n, s->slot, s->len);
         return -1;
     }
+    s->bounce = s->len;
+    p->a->bounce_bytes += s->len;
     if (s->kind == OP_WRITE && sg_copy(s, false) < 0)
         return -1;
     s->state = SLOT_RUNNING;
@@ -390,8 +404,7 @@ static void slot_done(void *opaque, int ret)
         if (act == DM_BLK_ACTION_STOP) {
             /* The slot stays owned by the device (PxCI or PxSACT set, BSY
              * for non-NCQ); nothing reaches the guest until the re-issue. */
-            free(s->buf);
-            s->buf = NULL;
+            free_buf(s);
             s->state = SLOT_HALTED;
             p->a->stats.halted++;
             dm_info("ahci: port %u slot %u: %s of %u sector(s) at %llu halted (%s); re-issued "
@@ -405,7 +418,9 @@ static void slot_done(void *opaque, int ret)
     if (ok && s->kind == OP_READ && sg_copy(s, true) < 0)
         ok = false;
     finish_slot(s, ok);
-    ahci_port_kick(p);
+    /* Its bounce buffer is free: any port may have a command waiting. */
+    for (unsigned i = 0; i < DM_AHCI_PORTS; i++)
+        ahci_port_kick(&p->a->ports[i]);
 }
 
 void ahci_port_restart_halted(ahci_port *p)
@@ -618,6 +633,11 @@ static bool start_slot(ahci_port *p, unsigned slot)
     }
     ata_taskfile tf;
     fis_to_tf(b, &tf);
+    if ((ncq || ci->op == ATA_OP_READ || ci->op == ATA_OP_WRITE) &&
+        !bounce_room(p->a, (size_t)ata_tf_count(&tf, ci) * DM_BLK_SECTOR)) {
+        p->a->stats.bounce_waits++;
+        return false;   /* a completion kicks again */
+    }
     if (ncq) {
         s->kind = ci->proto == ATA_PROTO_NCQ_OUT ? OP_WRITE : OP_READ;
         s->nsect = ata_tf_count(&tf, ci);

@@ -26,7 +26,7 @@
 #include "dm_disks.h"
 #include "dm_log.h"
 
-#define DISK_MIB 16
+#define DISK_MIB 64
 #define NCQ_DEPTH 32
 
 static void zero_counters(const ahci_rig *r)
@@ -715,6 +715,46 @@ static void test_registers_and_aborts(void **state)
     rig_free(r);
 }
 
+/* A guest asking for more bounce memory than the bound (8 NCQ reads of
+ * 32 MiB against 128 MiB) gets its commands run a few at a time, all of
+ * them completing. */
+static void test_bounce_bound(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_ENOSPC, "op=read delay=20ms", false);
+    const unsigned n = 8, prds = 8;
+    const uint32_t chunk = 4u << 20;             /* the largest PRD */
+    uint64_t data = guest_ram_alloc(&r->bus, chunk, 4096);
+    assert_true(data != 0);
+    for (unsigned t = 0; t < n; t++) {
+        uint64_t ctba = guest_ram_alloc(&r->bus, 0x80 + 16 * prds, 128);
+        assert_true(ctba != 0);
+        uint8_t fis[20] = { 0x27, 0x80, 0x60, 0 /* 65536 sectors */ };
+        fis[7] = 0x40;
+        fis[12] = (uint8_t)(t << 3);
+        memcpy(r->ram + ctba, fis, sizeof(fis));
+        for (unsigned i = 0; i < prds; i++) {
+            uint32_t prd[4] = { (uint32_t)data, 0, 0, chunk - 1 };
+            memcpy(r->ram + ctba + 0x80 + 16 * i, prd, sizeof(prd));
+        }
+        uint32_t hdr[8] = { 5u | prds << 16, 0, (uint32_t)ctba };
+        memcpy(r->ram + r->hba.clb + 32 * t, hdr, sizeof(hdr));
+    }
+    assert_int_equal(guest_writel(&r->bus, r->hba.port + 0x34, 0xff), 0);
+    assert_int_equal(guest_writel(&r->bus, r->hba.port + 0x38, 0xff), 0);
+    for (int i = 0; i < 10000 && port_reg(r, 0x34); i++)
+        ahci_rig_pump(r, 5);
+    assert_int_equal(port_reg(r, 0x34), 0);
+    assert_false(port_reg(r, 0x10) & (1u << 30));
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r->ahci, &as);
+    assert_int_equal(as.ncq_commands, n);
+    assert_int_equal(as.failed, 0);
+    assert_true(as.bounce_waits > 0);
+    assert_true(as.max_ncq_in_flight <= 4);
+    rig_free(r);
+}
+
 /* ------------------------------------------------------- disk module */
 
 /* dm_disks puts a disk with bus AHCI on an ICH9 AHCI function it creates
@@ -778,6 +818,7 @@ int main(void)
         cmocka_unit_test_teardown(test_save_restore_halted, teardown),
         cmocka_unit_test_teardown(test_load_refuses_bad_tag, teardown),
         cmocka_unit_test_teardown(test_registers_and_aborts, teardown),
+        cmocka_unit_test_teardown(test_bounce_bound, teardown),
         cmocka_unit_test_teardown(test_disks_module, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
