@@ -79,6 +79,8 @@ static void unlock(const dm_blk *b)
     pthread_mutex_unlock((pthread_mutex_t *)&b->lock);
 }
 
+static const char *const op_names[] = { "read", "write", "flush" };
+
 /* ------------------------------------------------------------ workers */
 
 /* Full transfers: short reads/writes continue, EINTR retries; end of file
@@ -204,6 +206,9 @@ static void *worker(void *arg)
         if (hit && fault.err) {
             r->ret = -fault.err;
             r->injected = true;
+            dm_debug("disk %s: injected %s on a %s of %zu bytes at %llu", b->name,
+                     strerror(fault.err), op_names[r->op], r->len,
+                     (unsigned long long)r->offset);
         } else if (skip) {
             r->ret = -ECANCELED;
             r->skipped = true;
@@ -211,11 +216,15 @@ static void *worker(void *arg)
             r->ret = do_io(b, r);
         }
         lock(b);
+        /* The main loop empties the list before it sleeps again: only the
+         * request that finds it empty needs to wake it. */
+        bool wake = !b->done_head;
         complete(b, r);
         pthread_cond_broadcast(&b->idle);
         /* Posting under the lock keeps the event alive: close frees it only
-         * after taking the lock with every request complete. */
-        dm_event_post(b->ev);
+         * after the workers exited. */
+        if (wake)
+            dm_event_post(b->ev);
     }
     unlock(b);
     return NULL;
@@ -229,10 +238,10 @@ static void free_req(dm_blk *b, dm_blk_req *r)
     b->alive--;
 }
 
-/* Runs the callbacks of completed requests, oldest completion first.  A
- * callback may submit, cancel or drain. */
 static void free_backend(dm_blk *b);
 
+/* Runs the callbacks of completed requests, oldest completion first.  A
+ * callback may submit, cancel, drain or close. */
 static void run_completions(dm_blk *b)
 {
     b->dispatching++;
@@ -431,6 +440,10 @@ bool dm_blk_direct(const dm_blk *b)
 dm_blk_req *dm_blk_submit(dm_blk *b, dm_blk_op op, uint64_t offset, void *buf, size_t len,
                           dm_blk_done_fn done, void *opaque)
 {
+    if (b->closed) {                 /* closed by an earlier callback */
+        errno = EBADF;
+        return NULL;
+    }
     if ((unsigned)op > DM_BLK_FLUSH) {
         errno = EINVAL;
         return NULL;
@@ -488,7 +501,7 @@ void dm_blk_cancel(dm_blk_req *r)
 void dm_blk_drain(dm_blk *b)
 {
     /* A callback may submit more: repeat until nothing is left. */
-    while (b->alive) {
+    while (b->alive && !b->closed) {
         wait_workers(b);
         run_completions(b);
     }

@@ -173,16 +173,38 @@ static void log_from_runstate(void *opaque, rs_log_level level, const char *msg)
     dm_log((dm_log_level)level, "%s", msg);
 }
 
-/* A guest or host reset on Xen is the toolstack's job: tell Xen and let it
- * rebuild the domain (reference qemu-runstate.md §7.3). */
+/* A host reset on Xen is the toolstack's job: tell Xen and let it rebuild
+ * the domain (reference qemu-runstate.md §7.3).  A guest reset is told to
+ * Xen by the platform devices before the triggering access is answered, so
+ * it is not told twice. */
 static void reset_hook(void *opaque, rs_cause cause)
 {
     dm_machine *m = opaque;
-    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET)
+    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET ||
+        cause == RS_CAUSE_GUEST_RESET)
         return;
     dm_info("reset (%s): asking Xen to reboot the domain", rs_cause_name(cause));
     if (xendevicemodel_shutdown(m->xen.dmod, m->xen.domid, SHUTDOWN_reboot) < 0)
         dm_err("xendevicemodel_shutdown(reboot) failed: %s", strerror(errno));
+}
+
+/* Xen's IOREQ_TYPE_TIMEOFFSET: the guest moved its RTC.  The traditional
+ * dialect keeps the offset at /vm/<uuid>/rtc/timeoffset, as qemu-traditional
+ * does, so the toolstack carries it across save/restore.  The uuid is read
+ * at each change (rare) rather than cached: the node may appear after
+ * start-up. */
+static void on_rtc_change(void *opaque, int64_t offset)
+{
+    dm_machine *m = opaque;
+    char uuid[40];
+    if (!m->xsc || !xsc_is_connected(m->xsc))
+        return;
+    if (xsc_read_vm_uuid(m->xsc, uuid, sizeof(uuid)) < 0) {
+        dm_warn("RTC offset %lld s not recorded: no usable VM uuid", (long long)offset);
+        return;
+    }
+    if (xsc_publish_rtc_timeoffset(m->xsc, uuid, offset) == 0)
+        dm_debug("RTC offset %lld s recorded for VM %s", (long long)offset, uuid);
 }
 
 /* ------------------------------------------------------------ loop glue */
@@ -410,7 +432,9 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
                                                .be_opaque = &m->xen,
                                                .disable_pf = xsc_disable_pf(m->xsc),
                                                /* Xen's pmtimer shadows it; xensim has none */
-                                               .pm1_evt = true },
+                                               .pm1_evt = true,
+                                               .on_rtc_change = on_rtc_change,
+                                               .rtc_opaque = m },
                           &m->plat, why, sizeof(why)));
     STEP("disks", attach_disks(m, why, sizeof(why)));
     if (m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)

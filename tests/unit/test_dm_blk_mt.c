@@ -2,9 +2,9 @@
  * The block backend with its real worker threads, a real dm_loop and a
  * real rs_vm, on image files in a mkdtemp directory: round trips, refused
  * images, the lock, O_DIRECT and its fallback, concurrency and completion
- * order, injection, the error-policy table, BLOCK_IO_ERROR before STOP,
- * drain, cancel and close.  Waits are on completions with a bound, never
- * on time.
+ * order, injection (every op x errno x once/always), the error-policy
+ * table, BLOCK_IO_ERROR before STOP, drain, cancel and close.  Waits are
+ * on completions with a bound, never on time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -261,6 +266,25 @@ static void test_bad_requests(void **state)
     dm_blk_close(b);
 }
 
+/* An image that shrinks under the backend: a read past its new end cannot
+ * be completed and fails with EIO instead of returning a short buffer. */
+static void test_image_shrinks(void **state)
+{
+    fixture *f = *state;
+    dm_blk_opts o = opts_for(f, NULL);
+    dm_blk *b = open_ok(f, &o);
+    static char buf[8192];
+    assert_int_equal(truncate(f->image, IMAGE_SIZE / 2 + 4096), 0);
+    assert_int_equal(run1(f, b, DM_BLK_READ, IMAGE_SIZE / 2, buf, sizeof(buf)), -EIO);
+    assert_int_equal(run1(f, b, DM_BLK_READ, IMAGE_SIZE / 2 - 4096, buf, sizeof(buf)), 0);
+    dm_blk_stats s;
+    dm_blk_get_stats(b, &s);
+    assert_int_equal(s.errors, 1);
+    assert_int_equal(s.injected, 0);
+    assert_int_equal(s.reads, 1);
+    dm_blk_close(b);
+}
+
 /* ------------------------------------------------------- refused images */
 
 static void expect_refused(fixture *f, const char *path, bool read_only, const char *words)
@@ -273,6 +297,31 @@ static void expect_refused(fixture *f, const char *path, bool read_only, const c
         fail_msg("%s was accepted", path);
     if (!strstr(err, "disk hda") || !strstr(err, words))
         fail_msg("message for %s lacks 'disk hda' or '%s': %s", path, words, err);
+}
+
+/* As uid/gid 65534 in a child: the open is refused for lack of permission,
+ * naming the disk.  Exit status 0 when it is. */
+static void refused_as_nobody(fixture *f, const char *path)
+{
+    assert_int_equal(chmod(f->dir, 0711), 0);  /* let nobody reach the file */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(2);
+        dm_blk_opts o = opts_for(f, path);
+        o.read_only = true;
+        char e[512];
+        dm_blk *b = dm_blk_open(f->loop, &o, e, sizeof(e));
+        _exit(!b && strstr(e, "disk hda") && strstr(e, path) && strstr(e, "Permission denied")
+                  ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(chmod(f->dir, 0700), 0);
 }
 
 static void test_refused_images(void **state)
@@ -310,14 +359,14 @@ static void test_refused_images(void **state)
     snprintf(path, sizeof(path), "%s/fifo", f->dir);
     assert_int_equal(mkfifo(path, 0600), 0);
     expect_refused(f, path, true, "not a regular file or block device");
-    /* Unreadable (root reads anything: then the check cannot apply). */
+    /* Unreadable: root reads anything, so it is checked as nobody. */
     snprintf(path, sizeof(path), "%s/secret.img", f->dir);
     make_file(path, MiB, NULL, 0);
     assert_int_equal(chmod(path, 0), 0);
     if (geteuid() != 0)
         expect_refused(f, path, true, "Permission denied");
     else
-        printf("[   INFO   ] running as root: the unreadable-image check is not exercised\n");
+        refused_as_nobody(f, path);
     /* A policy QEMU refuses. */
     dm_blk_opts o = opts_for(f, NULL);
     o.rerror = DM_ERR_ENOSPC;
@@ -392,7 +441,7 @@ static int image_fd_flags(const char *image)
 /* Does the filesystem of `dir` take O_DIRECT? */
 static bool fs_takes_direct(const char *dir)
 {
-    char path[PATH_MAX + 16];
+    char path[2 * PATH_MAX];
     snprintf(path, sizeof(path), "%s/probe", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
     if (fd >= 0)
@@ -464,6 +513,176 @@ static void test_direct_tmpfs(void **state)
     void *s = shm;
     teardown(&s);
     (void)f;
+}
+
+/* The fallback itself, on a filesystem that refuses O_DIRECT whatever the
+ * kernel: ramfs, mounted in a private mount namespace of a child process
+ * (needs CAP_SYS_ADMIN; skipped with a message without it).  The child
+ * reports by exit status: 0 checked, 77 no ramfs, 78 ramfs takes O_DIRECT,
+ * others the step that failed. */
+static void child_done(void *opaque, int ret)
+{
+    *(int *)opaque = ret == 0 ? 1 : -1;
+}
+
+static int child_io(dm_loop *loop, dm_blk *b, dm_blk_op op, void *buf, size_t len)
+{
+    int state = 0;
+    if (!dm_blk_submit(b, op, 4096, buf, len, child_done, &state))
+        return -1;
+    for (int i = 0; i < 200 && !state; i++)
+        if (dm_loop_iterate(loop, 100) < 0)
+            return -1;
+    return state == 1 ? 0 : -1;
+}
+
+static int fallback_child(const char *dir, const char *log)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("rsdm-test", dir, "ramfs", 0, "mode=0700") < 0)
+        return 77;
+    if (fs_takes_direct(dir))
+        return 78;
+    int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0 || dup2(logfd, 2) < 0)
+        return 10;
+    dm_log_set_level(DM_LOG_WARNING);
+    char path[2 * PATH_MAX];
+    snprintf(path, sizeof(path), "%s/disk.img", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, MiB) < 0)
+        return 11;
+    close(fd);
+    dm_loop *loop = dm_loop_new();
+    dm_blk_opts o = { .path = path, .name = "hda", .cache = DM_CACHE_NONE,
+                      .rerror = DM_ERR_REPORT, .werror = DM_ERR_ENOSPC };
+    char e[256];
+    dm_blk *b = loop ? dm_blk_open(loop, &o, e, sizeof(e)) : NULL;
+    if (!b)
+        return 12;
+    if (dm_blk_direct(b) || (image_fd_flags(path) & O_DIRECT))
+        return 13;
+    static unsigned char w[8192], r[8192];
+    fill(w, sizeof(w), 9);
+    if (child_io(loop, b, DM_BLK_WRITE, w, sizeof(w)) < 0 ||
+        child_io(loop, b, DM_BLK_FLUSH, NULL, 0) < 0 ||
+        child_io(loop, b, DM_BLK_READ, r, sizeof(r)) < 0)
+        return 14;
+    if (memcmp(w, r, sizeof(w)) != 0)
+        return 15;
+    dm_blk_close(b);
+    dm_loop_free(loop);
+    return 0;
+}
+
+static void test_direct_fallback(void **state)
+{
+    fixture *f = *state;
+    char mnt[PATH_MAX + 16], log[PATH_MAX + 16];
+    snprintf(mnt, sizeof(mnt), "%s/ramfs", f->dir);
+    snprintf(log, sizeof(log), "%s/child.log", f->dir);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(fallback_child(mnt, log));
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 77 || WEXITSTATUS(st) == 78) {
+        printf("[   INFO   ] %s: O_DIRECT fallback not exercised\n",
+               WEXITSTATUS(st) == 77 ? "cannot mount ramfs (needs CAP_SYS_ADMIN)"
+                                     : "ramfs takes O_DIRECT on this kernel");
+        return;
+    }
+    if (WEXITSTATUS(st) != 0)
+        fail_msg("the ramfs child failed at step %d", WEXITSTATUS(st));
+    /* One log line says so, naming the disk. */
+    char text[4096] = "";
+    int fd = open(log, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    assert_true(n > 0);
+    text[n] = 0;
+    const char *line = strstr(text, "disk hda: cache=none:");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "using the page cache instead"));
+    assert_null(strstr(line + 1, "disk hda: cache=none:"));
+}
+
+/* ---------------------------------------------------------- block device */
+
+/* Attaches `image` to a free loop device that detaches itself on its last
+ * close; returns an fd of the device (kept open until the backend has it)
+ * or -1 when loop devices are not available here. */
+static int loop_attach(const char *image, char *dev, size_t devlen)
+{
+    for (int tries = 0; tries < 5; tries++) {
+        int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+        if (ctl < 0)
+            return -1;
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        close(ctl);
+        if (n < 0)
+            return -1;
+        snprintf(dev, devlen, "/dev/loop%d", n);
+        int fd = open(dev, O_RDWR | O_CLOEXEC);
+        int img = open(image, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || img < 0) {
+            if (fd >= 0)
+                close(fd);
+            if (img >= 0)
+                close(img);
+            return -1;
+        }
+        struct loop_config cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.fd = (unsigned)img;
+        cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+        int rc = ioctl(fd, LOOP_CONFIGURE, &cfg);
+        int e = errno;
+        close(img);
+        if (rc == 0)
+            return fd;
+        close(fd);
+        if (e != EBUSY)                     /* EBUSY: someone took it first */
+            return -1;
+    }
+    return -1;
+}
+
+static void test_block_device(void **state)
+{
+    fixture *f = *state;
+    char dev[64];
+    int devfd = loop_attach(f->image, dev, sizeof(dev));
+    if (devfd < 0) {
+        printf("[   INFO   ] no loop device available (needs root and /dev/loop-control): "
+               "block-device case skipped\n");
+        return;
+    }
+    dm_blk_opts o = opts_for(f, dev);
+    o.cache = DM_CACHE_NONE;
+    err[0] = 0;
+    dm_blk *b = dm_blk_open(f->loop, &o, err, sizeof(err));
+    close(devfd);                           /* the backend holds it now */
+    if (!b)
+        fail_msg("dm_blk_open(%s): %s", dev, err);
+    assert_int_equal(dm_blk_sectors(b), IMAGE_SIZE / 512);
+    assert_true(dm_blk_direct(b));          /* block devices take O_DIRECT */
+    expect_refused(f, dev, false, "in use");
+    direct_round_trip(f, b);
+    dm_blk_close(b);                        /* last close: the device detaches */
+    /* What went through the device is in the image file. */
+    unsigned char w[4096], r[4096];
+    fill(w, sizeof(w), 4);
+    int fd = open(f->image, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, r, sizeof(r), IMAGE_SIZE - 64 * 1024), (ssize_t)sizeof(r));
+    close(fd);
+    assert_memory_equal(w, r, sizeof(r));
 }
 
 /* ---------------------------------------------------------- concurrency */
@@ -583,6 +802,55 @@ static void test_inject(void **state)
     assert_int_equal(dm_blk_inject_check(" op=read  errno=EIO ;; delay=2s ; delay=5ms always;",
                                          err, sizeof(err)), 0);
     assert_int_equal(dm_blk_inject_check(NULL, err, sizeof(err)), 0);
+}
+
+/* Every operation x errno x once/always: the rule hits its operation (once
+ * or every time) and no other one. */
+static void test_inject_matrix(void **state)
+{
+    fixture *f = *state;
+    dm_blk_opts o = opts_for(f, NULL);
+    dm_blk *b = open_ok(f, &o);
+    static const char *const ops[] = { "read", "write", "flush" };
+    static const struct {
+        const char *name;
+        int err;
+    } errs[] = { { "EIO", EIO }, { "ENOSPC", ENOSPC } };
+    static char buf[1024];
+    uint64_t injected = 0;
+    for (unsigned op = 0; op < 3; op++)
+        for (unsigned e = 0; e < 2; e++)
+            for (unsigned once = 0; once < 2; once++) {
+                char rule[96];
+                snprintf(rule, sizeof(rule), "op=%s errno=%s %s", ops[op], errs[e].name,
+                         once ? "once" : "always");
+                assert_int_equal(dm_blk_inject_set(b, rule, err, sizeof(err)), 0);
+                for (unsigned other = 0; other < 3; other++) {
+                    dm_blk_op x = (dm_blk_op)other;
+                    size_t len = x == DM_BLK_FLUSH ? 0 : sizeof(buf);
+                    void *p = x == DM_BLK_FLUSH ? NULL : buf;
+                    int first = run1(f, b, x, 0, p, len), second = run1(f, b, x, 0, p, len);
+                    if (other != op) {
+                        assert_int_equal(first, 0);
+                        assert_int_equal(second, 0);
+                        continue;
+                    }
+                    assert_int_equal(first, -errs[e].err);
+                    assert_int_equal(second, once ? 0 : -errs[e].err);
+                    injected += once ? 1 : 2;
+                }
+            }
+    /* op=any with sectors: reads and writes there, never a flush. */
+    assert_int_equal(dm_blk_inject_set(b, "errno=EIO sectors=2", err, sizeof(err)), 0);
+    assert_int_equal(run1(f, b, DM_BLK_READ, 1024, buf, 512), -EIO);
+    assert_int_equal(run1(f, b, DM_BLK_WRITE, 0, buf, 1024), 0);
+    assert_int_equal(run1(f, b, DM_BLK_WRITE, 512, buf, 1024), -EIO);
+    assert_int_equal(run1(f, b, DM_BLK_FLUSH, 0, NULL, 0), 0);
+    dm_blk_stats s;
+    dm_blk_get_stats(b, &s);
+    assert_int_equal(s.injected, injected + 2);
+    assert_int_equal(s.errors, injected + 2);
+    dm_blk_close(b);
 }
 
 /* --------------------------------------------------------- policy table */
@@ -726,6 +994,22 @@ static void test_report_error(void **state)
 
 /* --------------------------------------------- drain, cancel and close */
 
+typedef struct chain {
+    dm_blk *b;
+    unsigned char buf[512];
+    int calls, left;
+} chain;
+
+/* Each completion submits the next request until `left` runs out. */
+static void chain_done(void *opaque, int ret)
+{
+    chain *c = opaque;
+    assert_int_equal(ret, 0);
+    c->calls++;
+    if (c->left-- > 0)
+        assert_non_null(dm_blk_submit(c->b, DM_BLK_READ, 0, c->buf, 512, chain_done, c));
+}
+
 static void test_drain(void **state)
 {
     fixture *f = *state;
@@ -752,6 +1036,12 @@ static void test_drain(void **state)
     assert_true(dm_loop_iterate(f->loop, 0) >= 0);
     assert_int_equal(completed, before);
     dm_blk_drain(b);                         /* nothing in flight: returns */
+    /* Callbacks that submit more: drain goes on until nothing is left. */
+    chain c = { .b = b, .left = 5 };
+    assert_non_null(dm_blk_submit(b, DM_BLK_READ, 0, c.buf, 512, chain_done, &c));
+    dm_blk_drain(b);
+    assert_int_equal(c.calls, 6);
+    assert_int_equal(dm_blk_in_flight(b), 0);
     dm_blk_close(b);
 }
 
@@ -807,6 +1097,12 @@ static void close_from_callback(void *opaque, int ret)
     assert_int_equal(ret, 0);
     c->calls++;
     dm_blk_close(c->b);
+    /* Still inside its callback: the closed backend refuses more work. */
+    static char buf[512];
+    errno = 0;
+    assert_null(dm_blk_submit(c->b, DM_BLK_READ, 0, buf, 512, close_from_callback, c));
+    assert_int_equal(errno, EBADF);
+    dm_blk_drain(c->b);
 }
 
 static void test_close_in_callback(void **state)
@@ -832,12 +1128,16 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_shrinks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_tmpfs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_block_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inject_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
