@@ -289,11 +289,16 @@ int ahci_rig_start(ahci_rig *r, const ahci_rig_opts *o)
     snprintf(r->dir, sizeof(r->dir), "/tmp/ahci-rig.XXXXXX");
     if (!mkdtemp(r->dir))
         return rig_fail("temporary directory", strerror(errno));
-    snprintf(r->img, sizeof(r->img), "%s/sda.img", r->dir);
-    int fd = open(r->img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)(o->disk_mib << 20)) < 0)
-        return rig_fail("image", strerror(errno));
-    close(fd);
+    if (o->image) {
+        snprintf(r->img, sizeof(r->img), "%s", o->image);
+    } else {
+        snprintf(r->img, sizeof(r->img), "%s/sda.img", r->dir);
+        int fd = open(r->img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)(o->disk_mib << 20)) < 0)
+            return rig_fail("image", strerror(errno));
+        close(fd);
+        r->own_img = true;
+    }
     if (xsim_fixture_start() < 0)
         return rig_fail("hypervisor", "cannot start the in-process hypervisor");
     hv_log_quiet(true);
@@ -337,7 +342,7 @@ void ahci_rig_stop(ahci_rig *r)
         hv_domain_destroy(r->dom);
         xsim_fixture_stop();
     }
-    if (r->img[0])
+    if (r->own_img)
         unlink(r->img);
     if (r->dir[0])
         rmdir(r->dir);

@@ -45,6 +45,8 @@ typedef void (*ahci_rig_hook)(ahci_rig *r, bool write, uint64_t offset, uint32_t
 
 typedef struct ahci_rig_opts {
     uint64_t disk_mib;            /* image size */
+    const char *image;            /* an existing raw image to use (kept), or NULL:
+                                   * a new sparse one of disk_mib (removed) */
     dm_err_action rerror, werror;
     const char *inject;           /* dm_blk injection rules, or NULL */
     unsigned workers;             /* backend workers, 0 = default */
@@ -54,7 +56,8 @@ typedef struct ahci_rig_opts {
 
 struct ahci_rig {
     ahci_rig_opts o;
-    char dir[64], img[96];
+    char dir[64], img[4096];
+    bool own_img;
     uint32_t dom;
     struct hv_domain *d;
     uint8_t *ram;
