@@ -413,6 +413,33 @@ static void test_eio_report(void **state)
     rig_free(r);
 }
 
+/* QEMU's default werror=enospc: a full disk stops the VM (and the write
+ * completes after cont), any other error fails the command. */
+static void test_enospc_default(void **state)
+{
+    (void)state;
+    ahci_rig *r = rig_new(DM_ERR_REPORT, DM_ERR_ENOSPC,
+                          "op=write errno=ENOSPC sectors=520-520 once", false);
+    err_probe p = { .allow_cont = true };
+    r->hook = hook_cont_on_error;
+    r->hook_opaque = &p;
+    assert_int_equal(ncq_batch(r, true, 500, 8, 8, 8), 0);
+    r->hook = NULL;
+    assert_int_equal(p.stops, 1);
+    assert_int_equal(r->last_action, DM_BLK_ACTION_STOP);
+    assert_int_equal(ncq_batch(r, false, 500, 8, 8, 8), 0);
+    zero_counters(r);
+    char err[256];
+    assert_int_equal(dm_blk_inject_set(r->blk, "op=write errno=EIO sectors=600-600 once", err,
+                                       sizeof(err)), 0);
+    static uint8_t buf[512];
+    guest_check_fill(&r->chk, 600, buf);
+    assert_int_equal(guest_ahci_rw(&r->hba, true, 600, 1, buf), -1);
+    assert_int_equal(r->last_action, DM_BLK_ACTION_REPORT);
+    assert_true(rs_is_running(r->vm));
+    rig_free(r);
+}
+
 /* A halted write, then the guest gives up on it, resets the port and
  * writes newer data to the same sectors: the halted write is discarded,
  * never replayed over the newer data. */
@@ -812,6 +839,7 @@ int main(void)
         cmocka_unit_test_teardown(test_eio_ncq_write_stop, teardown),
         cmocka_unit_test_teardown(test_eio_dma_read_stop, teardown),
         cmocka_unit_test_teardown(test_eio_report, teardown),
+        cmocka_unit_test_teardown(test_enospc_default, teardown),
         cmocka_unit_test_teardown(test_comreset_discards_halted, teardown),
         cmocka_unit_test_teardown(test_hba_reset_discards_halted, teardown),
         cmocka_unit_test_teardown(test_save_restore_pending, teardown),
