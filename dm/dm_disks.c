@@ -132,7 +132,7 @@ int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t er
         char why[512] = "";
         dm_blk *b = dm_blk_open(ds->cfg.loop, &o, why, sizeof(why));
         if (!b) {
-            snprintf(err, errlen, "disk %s (%.300s): %s", s->name, s->path, why);
+            snprintf(err, errlen, "%s", why);      /* names the disk and the image */
             detach_from(ds, first);
             return -EIO;
         }
@@ -163,10 +163,8 @@ void dm_disks_lock_release(dm_disks *ds)
     for (size_t i = 0; i < ds->n; i++) {
         if (!dm_blk_locked(ds->blk[i]))
             continue;
-        int r = dm_blk_lock_release(ds->blk[i]);
-        if (r < 0)
-            dm_warn("disk %s: releasing the image lock failed: %s", ds->spec[i].name, strerror(-r));
-        else
+        /* A failure is logged by the backend; the lock is then kept. */
+        if (dm_blk_lock_release(ds->blk[i]) == 0)
             dm_info("disk %s: image lock released (the VM is saved and stopped)", ds->spec[i].name);
     }
 }
@@ -179,7 +177,7 @@ int dm_disks_lock_acquire(dm_disks *ds, char *err, size_t errlen)
         char why[512] = "";
         int r = dm_blk_lock_acquire(ds->blk[i], why, sizeof(why));
         if (r < 0) {
-            snprintf(err, errlen, "disk %s: %s", ds->spec[i].name, why);
+            snprintf(err, errlen, "%s", why);      /* names the disk and the image */
             return r;
         }
         dm_info("disk %s: image lock re-taken", ds->spec[i].name);

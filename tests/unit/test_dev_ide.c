@@ -12,7 +12,10 @@
  *  - a PRD table shorter than the transfer ends the command without an
  *    interrupt; a PRD naming memory outside guest RAM fails it;
  *  - DEVICE RESET while a flush is parked discards it;
- *  - the state section refuses a file for another disk layout.
+ *  - the state section refuses a file for another disk layout;
+ *  - the image lock, released after a save of the stopped VM, is taken
+ *    again before the VM runs, and a VM whose image is locked elsewhere
+ *    does not run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -479,6 +482,51 @@ static void test_disk_specs_refused(void **state)
     assert_int_equal(c, DM_CACHE_WRITEBACK);
 }
 
+/* Another process's OFD lock on the whole image; returns the fd or -1 when
+ * the lock is held elsewhere. */
+static int lock_image(fixture *f)
+{
+    int fd = open(f->img, O_RDWR);
+    assert_true(fd >= 0);
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void test_lock_released_after_save_and_retaken(void **state)
+{
+    fixture *f = *state;
+    dm_blk *b = dm_disks_blk(f->disks, 0);
+    assert_true(dm_blk_locked(b));
+    assert_int_equal(lock_image(f), -1);
+    /* A save of the stopped VM hands the image over... */
+    rs_err e = { 0 };
+    assert_int_equal(rs_vm_stop(f->vm, RS_PAUSED, &e), 0);
+    dm_disks_lock_release(f->disks);
+    assert_false(dm_blk_locked(b));
+    int other = lock_image(f);
+    assert_true(other >= 0);
+    /* ... and while the destination holds it this VM does not run: the
+     * start is undone at once (paused again). */
+    char err[512];
+    assert_true(dm_disks_lock_acquire(f->disks, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "hda"));
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    int st;
+    rs_process_requests(f->vm, &st);
+    assert_int_equal(rs_get_state(f->vm), RS_PAUSED);
+    assert_false(dm_blk_locked(b));
+    /* Once it is free again, `cont` takes it before the VM runs. */
+    close(other);
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    assert_int_equal(rs_get_state(f->vm), RS_RUNNING);
+    assert_true(dm_blk_locked(b));
+    assert_int_equal(lock_image(f), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +537,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_state_refuses_other_layout, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_disk_specs_refused, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_released_after_save_and_retaken, setup_plain,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
