@@ -155,6 +155,7 @@ static bool io_failed(ide_channel *c, int ret, uint8_t op)
     switch (a) {
     case DM_BLK_ACTION_STOP:
         c->parked = true;
+        c->error_parked = true;
         c->ide->stats.parked++;
         dm_warn("ide %s: %s on %s (sectors %llu+%u) failed: %s; parked until the VM runs again",
                 chan_name[c->idx], c->cmd ? c->cmd->name : "I/O", dm_blk_name(dr->blk),
@@ -452,25 +453,28 @@ static void io_done(void *opaque, int ret)
 /* ------------------------------------------------------------- resets */
 
 /* Drops the channel's command, in flight, parked or latched (a guest reset
- * of the device: DESIGN "Stopping a guest on Xen").  Returns whether
- * parked work was discarded. */
+ * of the device: DESIGN "Stopping a guest on Xen").  Returns whether an
+ * io-error parked command was discarded. */
 static bool abandon(ide_channel *c, const char *why)
 {
-    bool had_parked = c->parked || c->latched;
-    if (had_parked) {
-        unsigned unit = c->parked ? c->retry_unit : c->unit;
+    bool had_error = c->error_parked;
+    if (c->parked) {
         dm_warn("ide %s: %s discards the parked %s on %s (sectors %llu+%u): the guest reset "
                 "the device",
                 chan_name[c->idx], why, c->cmd ? c->cmd->name : "command",
-                unit < 2 ? drive_name(c, unit) : "(none)", (unsigned long long)c->retry_lba,
-                c->retry_nsector);
+                c->retry_unit < 2 ? drive_name(c, c->retry_unit) : "(none)",
+                (unsigned long long)c->retry_lba, c->retry_nsector);
+        c->ide->stats.discarded++;
+    } else if (c->latched) {
+        dm_warn("ide %s: %s discards command 0x%02x written while the VM was stopped",
+                chan_name[c->idx], why, c->latched_opcode);
         c->ide->stats.discarded++;
     }
     cancel_io(c);
-    c->parked = c->latched = false;
+    c->parked = c->latched = c->error_parked = false;
     c->bm_status &= (uint8_t)~BM_ST_ACTIVE;
     cmd_end(c);
-    return had_parked;
+    return had_error;
 }
 
 static void drive_signature(ide_channel *c, ide_drive *dr)
@@ -824,7 +828,7 @@ static void on_restart(void *opaque)
         if (c->req)
             continue;
         if (c->parked) {
-            c->parked = false;
+            c->parked = c->error_parked = false;
             reissue(c);
         } else if (c->latched) {
             c->latched = false;
@@ -871,7 +875,7 @@ unsigned dev_ide_parked(const dev_ide *d)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < 2; i++)
-        n += d->ch[i].parked || d->ch[i].latched;
+        n += d->ch[i].error_parked;
     return n;
 }
 

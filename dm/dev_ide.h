@@ -76,7 +76,7 @@ typedef struct dev_ide_disk {
  * unit, -EEXIST if the unit has a disk. */
 int dev_ide_attach(dev_ide *d, unsigned unit, const dev_ide_disk *disk, char *err, size_t errlen);
 
-/* Commands parked by an io-error stop or a stop, waiting for the next start. */
+/* Commands parked by an io-error stop, waiting for the next start. */
 unsigned dev_ide_parked(const dev_ide *d);
 
 typedef struct dev_ide_stats {

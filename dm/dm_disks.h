@@ -105,7 +105,7 @@ void dm_disks_resolve(const dm_disk_spec *spec, const dm_config *config, dm_err_
 size_t dm_disks_count(const dm_disks *ds);
 dm_blk *dm_disks_blk(const dm_disks *ds, size_t i);
 const dm_disk_spec *dm_disks_spec(const dm_disks *ds, size_t i);
-/* Commands parked by an io-error stop (or a stop) on every controller. */
+/* Commands parked by an io-error stop on every controller. */
 unsigned dm_disks_parked(const dm_disks *ds);
 
 /*

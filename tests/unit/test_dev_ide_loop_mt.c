@@ -11,7 +11,9 @@
  *    no I/O, DMA or interrupt until the VM runs;
  *  - a PRD table shorter than the transfer ends the command without an
  *    interrupt; a PRD naming memory outside guest RAM fails it;
- *  - DEVICE RESET while a flush is parked discards it;
+ *  - DEVICE RESET while a flush is parked discards it; SRST while a write
+ *    is parked discards it and releases the io-error hold, and a command
+ *    latched on the other channel meanwhile runs;
  *  - the state section refuses a file for another disk layout;
  *  - the image lock, released after a save of the stopped VM, is taken
  *    again before the VM runs, and a VM whose image is locked elsewhere
@@ -482,6 +484,65 @@ static void test_disk_specs_refused(void **state)
     assert_int_equal(c, DM_CACHE_WRITEBACK);
 }
 
+static bool running(fixture *f)
+{
+    return rs_get_state(f->vm) == RS_RUNNING;
+}
+
+static bool irq15(fixture *f)
+{
+    return f->level[15];
+}
+
+static int setup_once(void **state)
+{
+    start(&fx, "[disk hda]\nwerror = stop\ninject = op=write errno=EIO once\n");
+    *state = &fx;
+    return 0;
+}
+
+static void test_srst_releases_io_error_hold(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    int fd = open("/tmp/rsdm-ide-unit-hdc.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 512 * 64), 0);
+    close(fd);
+    static dm_disk_list list;
+    memset(&list, 0, sizeof(list));
+    list.n = 1;
+    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "hdc");
+    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "/tmp/rsdm-ide-unit-hdc.img");
+    list.disk[0].unit = 2;
+    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), 0);
+    /* A DMA write on hda parks in io-error. */
+    fill(f, BUF, 0x33, 512);
+    prd(f, 0, BUF, 512, true);
+    dma_command(f, true, 40, 1);
+    assert_true(step_until(f, in_io_error, true));
+    assert_int_equal(dm_disks_parked(f->disks), 1);
+    /* The guest (not paused: a restricted rsdm holds no pause reference)
+     * issues a flush on the secondary channel: latched. */
+    outb(f, 0x176, 0xe0);
+    outb(f, 0x177, 0xe7);
+    assert_true(inb(f, 0x376) & 0x80);
+    /* It gives up on the primary and resets it: the parked write is gone,
+     * and with nothing else parked the io-error hold is released. */
+    outb(f, CTL, 0x04);
+    outb(f, CTL, 0x00);
+    assert_int_equal(dm_disks_parked(f->disks), 0);
+    assert_true(step_until(f, running, true));
+    /* The latched flush runs now; the discarded write never does. */
+    assert_true(step_until(f, irq15, true));
+    assert_int_equal(inb(f, 0x177) & 0x89, 0);
+    dm_blk_stats st;
+    dm_blk_get_stats(dm_disks_blk(f->disks, 0), &st);
+    assert_int_equal(st.writes, 0);
+    assert_int_equal(inb(f, CMD + 2), 1);             /* signature after SRST */
+    unlink("/tmp/rsdm-ide-unit-hdc.img");
+}
+
 /* Another process's OFD lock on the whole image; returns the fd or -1 when
  * the lock is held elsewhere. */
 static int lock_image(fixture *f)
@@ -539,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_specs_refused, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_lock_released_after_save_and_retaken, setup_plain,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_srst_releases_io_error_hold, setup_once, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
