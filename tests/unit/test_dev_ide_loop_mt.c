@@ -60,7 +60,7 @@ typedef struct fixture {
     dm_state_reg *state;
     dm_config cfg;
     dm_disks *disks;
-    char img[128];
+    char img[128], img2[160];
     unsigned raises[16];
     bool level[16];
     char events[32][16];
@@ -160,6 +160,8 @@ static void stop_fixture(fixture *f)
     hv_domain_put(f->d);
     xsim_fixture_stop();
     unlink(f->img);
+    if (f->img2[0])
+        unlink(f->img2);
 }
 
 static int teardown(void **state)
@@ -277,6 +279,25 @@ static unsigned event_index(fixture *f, const char *name, unsigned from)
             return i;
     fail_msg("no %s event after #%u", name, from);
     return 0;
+}
+
+/* A second small disk on `unit` (its image removed at teardown). */
+static void attach_extra(fixture *f, const char *name, unsigned unit)
+{
+    char err[512];
+    static dm_disk_list list;
+    memset(&list, 0, sizeof(list));
+    list.n = 1;
+    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "%s", name);
+    snprintf(f->img2, sizeof(f->img2), "%s.%s", f->img, name);
+    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "%s", f->img2);
+    list.disk[0].unit = unit;
+    int fd = open(f->img2, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 512 * 64), 0);
+    close(fd);
+    if (dm_disks_attach(f->disks, &list, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
 }
 
 /* --------------------------------------------------------------- tests */
@@ -425,21 +446,10 @@ static void test_state_refuses_other_layout(void **state)
     /* The same file loads into the same layout... */
     assert_int_equal(dm_state_load_mem(f->state, buf, len, err, sizeof(err)), 0);
     /* ... but not into a dm whose primary slave is attached too. */
-    int fd = open("/tmp/rsdm-ide-unit-slave.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 512 * 64), 0);
-    close(fd);
-    static dm_disk_list list;
-    memset(&list, 0, sizeof(list));
-    list.n = 1;
-    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "hdb");
-    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "/tmp/rsdm-ide-unit-slave.img");
-    list.disk[0].unit = 1;
-    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), 0);
+    attach_extra(f, "hdb", 1);
     assert_int_equal(dm_state_load_mem(f->state, buf, len, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "drives"));
     free(buf);
-    unlink("/tmp/rsdm-ide-unit-slave.img");
 }
 
 static void test_disk_specs_refused(void **state)
@@ -504,18 +514,7 @@ static int setup_once(void **state)
 static void test_srst_releases_io_error_hold(void **state)
 {
     fixture *f = *state;
-    char err[512];
-    int fd = open("/tmp/rsdm-ide-unit-hdc.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 512 * 64), 0);
-    close(fd);
-    static dm_disk_list list;
-    memset(&list, 0, sizeof(list));
-    list.n = 1;
-    snprintf(list.disk[0].name, sizeof(list.disk[0].name), "hdc");
-    snprintf(list.disk[0].path, sizeof(list.disk[0].path), "/tmp/rsdm-ide-unit-hdc.img");
-    list.disk[0].unit = 2;
-    assert_int_equal(dm_disks_attach(f->disks, &list, err, sizeof(err)), 0);
+    attach_extra(f, "hdc", 2);
     /* A DMA write on hda parks in io-error. */
     fill(f, BUF, 0x33, 512);
     prd(f, 0, BUF, 512, true);
@@ -540,7 +539,6 @@ static void test_srst_releases_io_error_hold(void **state)
     dm_blk_get_stats(dm_disks_blk(f->disks, 0), &st);
     assert_int_equal(st.writes, 0);
     assert_int_equal(inb(f, CMD + 2), 1);             /* signature after SRST */
-    unlink("/tmp/rsdm-ide-unit-hdc.img");
 }
 
 /* Another process's OFD lock on the whole image; returns the fd or -1 when
