@@ -586,6 +586,180 @@ static void test_lock_released_after_save_and_retaken(void **state)
     assert_int_equal(lock_image(f), -1);
 }
 
+/* Guest input is untrusted: a long random storm of register accesses of
+ * every size to both channels and the bus master, random PRD tables (in
+ * and out of guest RAM), stops and starts, SRSTs and saves and loads, with
+ * the loop running in between.  Nothing may crash (the sanitizer passes
+ * run this too), and afterwards the device still works normally. */
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Until the channel is not busy (a stopped VM stays busy: bounded). */
+static void storm_wait(fixture *f, uint16_t base)
+{
+    for (int k = 0; k < 20; k++) {
+        uint64_t st = 0;
+        dm_io_read(f->pio, base + 0x206, 1, &st);
+        if (!(st & 0x80) || !rs_is_live(f->vm))
+            return;
+        int status;
+        rs_process_requests(f->vm, &status);
+        dm_loop_iterate(f->loop, 1);
+    }
+}
+
+/* A well-formed command with random parameters on a random channel; the
+ * data phase of a PIO command is moved through the data port. */
+static void storm_command(fixture *f, uint64_t *x)
+{
+    uint64_t r = rnd(x);
+    unsigned ch = r & 1;
+    uint16_t base = ch ? 0x170 : 0x1f0, bm = (uint16_t)(BMDMA + 8 * ch);
+    uint32_t buf = BUF + ch * 0x8000;
+    unsigned count = 1 + (unsigned)((r >> 8) % 8);
+    uint32_t lba = (uint32_t)((r >> 16) % 60);
+    static const uint8_t cmds[] = { 0x20, 0x30, 0xc8, 0xca, 0xe7, 0xec, 0x24, 0x35 };
+    uint8_t cmd = cmds[(r >> 24) % 8];
+    bool dma = cmd == 0xc8 || cmd == 0xca || cmd == 0x35;
+    bool ext = cmd == 0x24 || cmd == 0x35;
+    prd(f, 0, (r >> 32) % 16 ? buf : 0xfff00000u, count * 512, true);
+    uint64_t v;
+    dm_io_write(f->pio, base + 0x206, 1, 0);     /* out of any SRST the storm left */
+    dm_io_write(f->pio, bm, 1, (cmd == 0xc8) ? 0x08 : 0);
+    dm_io_write(f->pio, bm + 4, 4, PRDT);
+    dm_io_write(f->pio, base + 6, 1, ext ? 0x40 : 0xe0);
+    if (ext) {
+        dm_io_write(f->pio, base + 2, 1, 0);
+        dm_io_write(f->pio, base + 3, 1, 0);
+        dm_io_write(f->pio, base + 4, 1, 0);
+        dm_io_write(f->pio, base + 5, 1, 0);
+    }
+    dm_io_write(f->pio, base + 2, 1, count);
+    dm_io_write(f->pio, base + 3, 1, lba);
+    dm_io_write(f->pio, base + 4, 1, 0);
+    dm_io_write(f->pio, base + 5, 1, 0);
+    dm_io_write(f->pio, base + 7, 1, cmd);
+    if (dma) {
+        dm_io_write(f->pio, bm, 1, (cmd == 0xc8 ? 0x08 : 0) | 1);
+        return;
+    }
+    /* Let the first block arrive, then move up to the whole transfer. */
+    storm_wait(f, base);
+    for (unsigned w = 0; w < count * 256 + ((r >> 40) % 3 == 0 ? 7 : 0); w++) {
+        if (cmd == 0x30)
+            dm_io_write(f->pio, base, 2, w);
+        else
+            dm_io_read(f->pio, base, 2, &v);
+        if (w % 256 == 255)
+            storm_wait(f, base);
+    }
+}
+
+static void test_random_register_storm(void **state)
+{
+    fixture *f = *state;
+    attach_extra(f, "hdc", 2);
+    static const uint16_t ports[] = { 0x1f0, 0x1f1, 0x1f2, 0x1f3, 0x1f4, 0x1f5, 0x1f6, 0x1f7,
+                                      0x3f6, 0x170, 0x171, 0x172, 0x173, 0x174, 0x175, 0x176,
+                                      0x177, 0x376 };
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    rs_err e = { 0 };
+    char err[512];
+    for (int i = 0; i < 8000; i++) {
+        uint64_t r = rnd(&x);
+        unsigned what = r % 100;
+        uint16_t port = (r >> 8) & 1 ? (uint16_t)(BMDMA + ((r >> 9) & 15))
+                                     : ports[(r >> 9) % (sizeof(ports) / sizeof(ports[0]))];
+        unsigned size = 1u << ((r >> 16) % 3);
+        if (port + size > BMDMA + 16 && port >= BMDMA)
+            size = 1;
+        uint64_t v = rnd(&x);
+        if (what >= 30 && what < 45) {
+            storm_command(f, &x);
+        } else if (what < 45) {
+            /* Bias towards commands the device implements. */
+            if (port == 0x1f7 || port == 0x177)
+                v = (r >> 24) & 1 ? (uint8_t)v : (uint8_t[]){ 0x20, 0x30, 0xc8, 0xca, 0x25, 0x35,
+                                                              0xe7, 0xec, 0xef, 0xc4, 0xc5, 0xc6,
+                                                              0x08, 0x90 }[(r >> 25) % 14];
+            if (port == 0x1f2 || port == 0x172)
+                v &= 0x0f;
+            /* Mostly addresses on the disk, mostly the master. */
+            if ((port & 0x37f) >= 0x173 && (port & 0x37f) <= 0x175 && (r >> 30) % 8)
+                v &= 0x03;
+            if ((port == 0x1f6 || port == 0x176) && (r >> 30) % 8)
+                v = 0xe0;
+            if ((port == 0x1f0 || port == 0x170) && size == 1)
+                size = 2;
+            dm_io_write(f->pio, port, size, v);
+        } else if (what < 75) {
+            uint64_t got;
+            dm_io_read(f->pio, port, size, &got);
+        } else if (what < 80) {
+            /* A PRD table: entries in guest RAM, or wild. */
+            for (unsigned k = 0; k < 4; k++) {
+                uint64_t a = rnd(&x);
+                prd(f, k, (a & 1) ? (uint32_t)a : BUF + (uint32_t)(a % 0x8000),
+                    (uint32_t)(a >> 32), (a >> 40) % 4 == 0);
+            }
+            outl(f, BMDMA + 4, PRDT);
+        } else if (what < 92) {
+            int st;
+            rs_process_requests(f->vm, &st);
+            dm_loop_iterate(f->loop, 0);
+        } else if (what < 96) {
+            if (rs_is_live(f->vm))
+                rs_vm_stop(f->vm, RS_PAUSED, &e);
+            else
+                rs_cont(f->vm, &e);
+        } else if (what < 98) {
+            uint8_t *buf;
+            size_t len;
+            if (dm_state_save_mem(f->state, &buf, &len, err, sizeof(err)) == 0) {
+                if (!rs_is_live(f->vm) && dm_state_load_mem(f->state, buf, len, err, sizeof(err)) != 0)
+                    fail_msg("a state the device saved does not load: %s", err);
+                free(buf);
+            }
+        } else {
+            outb(f, (r >> 8) & 1 ? CTL : 0x376, 0x04);
+            outb(f, (r >> 8) & 1 ? CTL : 0x376, 0x00);
+        }
+    }
+    dm_blk_stats a, c;
+    dm_blk_get_stats(dm_disks_blk(f->disks, 0), &a);
+    dm_blk_get_stats(dm_disks_blk(f->disks, 1), &c);
+    printf("storm: hda %llu reads %llu writes %llu flushes, hdc %llu/%llu/%llu, %u interrupts\n",
+           (unsigned long long)a.reads, (unsigned long long)a.writes,
+           (unsigned long long)a.flushes, (unsigned long long)c.reads,
+           (unsigned long long)c.writes, (unsigned long long)c.flushes,
+           f->raises[14] + f->raises[15]);
+    /* The storm reached the I/O paths, not only the registers. */
+    assert_true(a.reads + a.writes > 0 && c.reads + c.writes > 0);
+    /* Back to normal: running, both channels reset, a DMA round trip. */
+    if (!rs_is_live(f->vm))
+        rs_cont(f->vm, &e);
+    settle(f, true);
+    if (!rs_is_live(f->vm))
+        assert_int_equal(rs_cont(f->vm, &e), 0);
+    outb(f, BMDMA, 0);
+    outb(f, CTL, 0x04);
+    outb(f, CTL, 0x00);
+    outb(f, 0x376, 0x04);
+    outb(f, 0x376, 0x00);
+    f->level[14] = false;
+    fill(f, BUF, 0x44, 1024);
+    prd(f, 0, BUF, 1024, true);
+    dma_command(f, true, 100, 2);
+    assert_true(step_until(f, irq_raised, true));
+    ack(f);
+    image_has(f, 100, 0x44, 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_released_after_save_and_retaken, setup_plain,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_srst_releases_io_error_hold, setup_once, teardown),
+        cmocka_unit_test_setup_teardown(test_random_register_storm, setup_plain, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
