@@ -869,6 +869,26 @@ void ide_after_load(dev_ide *d)
         dm_timer_arm(d->restart, 0, 0);
 }
 
+void dev_ide_reset(dev_ide *d, const char *why)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        ide_channel *c = &d->ch[i];
+        abandon(c, why);
+        for (unsigned u = 0; u < 2; u++) {
+            drive_signature(c, &c->drive[u]);
+            ata_settings_init(&c->drive[u].set);
+        }
+        c->devctl = 0;
+        c->unit = 0;
+        c->irq_pending = false;
+        c->bm_cmd = 0;
+        c->bm_status &= BM_ST_CAP_MASK;
+        c->bm_prdt = 0;
+        ide_prd_rewind(c);
+        ide_update_irq(c);
+    }
+}
+
 /* ---------------------------------------------------------------- setup */
 
 unsigned dev_ide_parked(const dev_ide *d)

@@ -16,6 +16,7 @@ struct dm_disks {
     dev_ide *ide;
     rs_handler *h;
     dm_timer *release;               /* io-error hold released after a guest reset */
+    bool sink;                       /* on_rs_event is registered */
     size_t n;
     dm_disk_spec spec[DM_DISKS_MAX];
     dm_blk *blk[DM_DISKS_MAX];
@@ -226,6 +227,16 @@ static void parked_discarded(void *opaque)
     dm_timer_arm(ds->release, 0, 0);
 }
 
+/* A reset of the machine clears the io-error hold and discards the parked
+ * I/O with it (DESIGN "Run state"): the devices return to power-on state
+ * before anything can start again. */
+static void on_rs_event(void *opaque, const rs_event *ev)
+{
+    dm_disks *ds = opaque;
+    if (ev->type == RS_EV_RESET && ds->ide)
+        dev_ide_reset(ds->ide, "machine reset");
+}
+
 /* ---------------------------------------------------------------- module */
 
 size_t dm_disks_count(const dm_disks *ds)
@@ -260,7 +271,8 @@ int dm_disks_new(const dm_disks_cfg *cfg, dm_disks **out, char *err, size_t errl
      * re-issue parked I/O. */
     ds->h = rs_handler_add(cfg->vm, on_runstate, ds, -10);
     ds->release = dm_timer_new(cfg->loop, release_hold, ds);
-    if (!ds->h || !ds->release) {
+    ds->sink = rs_event_sink_add(cfg->vm, on_rs_event, ds) == 0;
+    if (!ds->h || !ds->release || !ds->sink) {
         snprintf(err, errlen, "disks: set-up failed: %s", strerror(errno ? errno : ENOMEM));
         dm_disks_free(ds);
         return -ENOMEM;
@@ -285,6 +297,8 @@ void dm_disks_free(dm_disks *ds)
     detach_from(ds, 0);
     if (ds->h)
         rs_handler_del(ds->cfg.vm, ds->h);
+    if (ds->sink)
+        rs_event_sink_del(ds->cfg.vm, on_rs_event, ds);
     if (ds->release)
         dm_timer_free(ds->release);
     free(ds);

@@ -14,6 +14,7 @@
  *  - DEVICE RESET while a flush is parked discards it; SRST while a write
  *    is parked discards it and releases the io-error hold, and a command
  *    latched on the other channel meanwhile runs;
+ *  - a machine reset discards a parked write with the io-error hold;
  *  - the state section refuses a file for another disk layout;
  *  - the image lock, released after a save of the stopped VM, is taken
  *    again before the VM runs, and a VM whose image is locked elsewhere
@@ -541,6 +542,33 @@ static void test_srst_releases_io_error_hold(void **state)
     assert_int_equal(inb(f, CMD + 2), 1);             /* signature after SRST */
 }
 
+static void test_machine_reset_discards_parked(void **state)
+{
+    fixture *f = *state;
+    fill(f, BUF, 0x55, 512);
+    prd(f, 0, BUF, 512, true);
+    dma_command(f, true, 50, 1);
+    assert_true(step_until(f, in_io_error, true));
+    assert_int_equal(dm_disks_parked(f->disks), 1);
+    /* A reset (the `reset` command, QMP system_reset) clears the io-error
+     * hold; the parked write must go with it, not run at the next start. */
+    assert_int_equal(rs_request_reset(f->vm, RS_CAUSE_HOST_QMP_SYSTEM_RESET), 0);
+    int st;
+    rs_process_requests(f->vm, &st);
+    assert_int_equal(dm_disks_parked(f->disks), 0);
+    assert_false(rs_get_holds(f->vm) & RS_HOLD_BIT(RS_IO_ERROR));
+    rs_err e = { 0 };
+    if (!rs_is_live(f->vm))
+        assert_int_equal(rs_cont(f->vm, &e), 0);
+    settle(f, true);
+    dm_blk_stats bs;
+    dm_blk_get_stats(dm_disks_blk(f->disks, 0), &bs);
+    assert_int_equal(bs.writes, 0);
+    assert_int_equal(inb(f, BMDMA + 2) & 0x01, 0);     /* bus master idle */
+    assert_int_equal(inb(f, CMD + 7) & 0x89, 0);        /* drive idle */
+    assert_int_equal(inb(f, CMD + 2), 1);               /* power-on signature */
+}
+
 /* Another process's OFD lock on the whole image; returns the fd or -1 when
  * the lock is held elsewhere. */
 static int lock_image(fixture *f)
@@ -774,6 +802,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_srst_releases_io_error_hold, setup_once, teardown),
         cmocka_unit_test_setup_teardown(test_random_register_storm, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_machine_reset_discards_parked, setup_once, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
