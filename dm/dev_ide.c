@@ -125,6 +125,13 @@ static void io_done(void *opaque, int ret);
 static void submit(ide_channel *c, ide_io io, dm_blk_op op, uint64_t lba, void *buf, size_t len)
 {
     ide_drive *dr = cmd_drive(c);
+    if (!dm_blk_locked(dr->blk)) {
+        /* The image was handed over by a save and is not ours again yet (the
+         * start that follows stops the VM again): no I/O without the lock.
+         * The step waits, parked, for the next start. */
+        c->parked = true;
+        return;
+    }
     dm_blk_req *r = dm_blk_submit(dr->blk, op, lba * ATA_SECTOR_SIZE, buf, len, io_done, c);
     if (!r) {
         dm_err("ide %s: %s on %s at sector %llu: the request was refused: %s", chan_name[c->idx],

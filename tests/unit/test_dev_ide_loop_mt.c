@@ -601,16 +601,28 @@ static void test_lock_released_after_save_and_retaken(void **state)
     char err[512];
     assert_true(dm_disks_lock_acquire(f->disks, err, sizeof(err)) < 0);
     assert_non_null(strstr(err, "hda"));
+    /* A write the guest issued before: it must not reach the image. */
+    fill(f, BUF, 0x66, 512);
+    prd(f, 0, BUF, 512, true);
+    dma_command(f, true, 60, 1);
     assert_int_equal(rs_cont(f->vm, &e), 0);
+    dm_loop_iterate(f->loop, 0);                     /* the restart timer first */
     int st;
     rs_process_requests(f->vm, &st);
     assert_int_equal(rs_get_state(f->vm), RS_PAUSED);
     assert_false(dm_blk_locked(b));
+    settle(f, false);
+    dm_blk_stats bs;
+    dm_blk_get_stats(b, &bs);
+    assert_int_equal(bs.writes, 0);
     /* Once it is free again, `cont` takes it before the VM runs. */
     close(other);
     assert_int_equal(rs_cont(f->vm, &e), 0);
     assert_int_equal(rs_get_state(f->vm), RS_RUNNING);
     assert_true(dm_blk_locked(b));
+    assert_true(step_until(f, irq_raised, true));
+    ack(f);
+    image_has(f, 60, 0x66, 512);
     assert_int_equal(lock_image(f), -1);
 }
 
