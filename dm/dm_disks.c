@@ -159,11 +159,32 @@ int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t er
 
 /* ---------------------------------------------------------------- locks */
 
+static void flush_done(void *opaque, int ret)
+{
+    *(int *)opaque = ret;
+}
+
+/* What the guest wrote reaches the medium before another host may read
+ * the image (shared storage).  [main]; waits for the flush. */
+static void flush_now(dm_disks *ds, size_t i)
+{
+    int ret = 1;
+    if (!dm_blk_submit(ds->blk[i], DM_BLK_FLUSH, 0, NULL, 0, flush_done, &ret))
+        ret = -errno;
+    else
+        dm_blk_drain(ds->blk[i]);
+    if (ret < 0)
+        dm_warn("disk %s: flushing the image before handing it over failed: %s",
+                ds->spec[i].name, strerror(-ret));
+}
+
 void dm_disks_lock_release(dm_disks *ds)
 {
     for (size_t i = 0; i < ds->n; i++) {
         if (!dm_blk_locked(ds->blk[i]))
             continue;
+        if (!dm_blk_read_only(ds->blk[i]))
+            flush_now(ds, i);
         /* A failure is logged by the backend; the lock is then kept. */
         if (dm_blk_lock_release(ds->blk[i]) == 0)
             dm_info("disk %s: image lock released (the VM is saved and stopped)", ds->spec[i].name);

@@ -109,8 +109,8 @@ const dm_disk_spec *dm_disks_spec(const dm_disks *ds, size_t i);
 unsigned dm_disks_parked(const dm_disks *ds);
 
 /*
- * Image locks around a save: release every lock after a live save of a
- * stopped VM (the destination may then open the images), and re-take them
+ * Image locks around a save: flush and release every lock after a live
+ * save of a stopped VM (the destination may then open the images), and re-take them
  * before the VM runs again.  The module's own start handler re-takes them
  * too; a caller that can refuse the start (QMP `cont`) calls
  * dm_disks_lock_acquire first and fails the command with its message.

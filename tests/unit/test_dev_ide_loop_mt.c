@@ -594,6 +594,9 @@ static void test_lock_released_after_save_and_retaken(void **state)
     assert_int_equal(rs_vm_stop(f->vm, RS_PAUSED, &e), 0);
     dm_disks_lock_release(f->disks);
     assert_false(dm_blk_locked(b));
+    dm_blk_stats fs;
+    dm_blk_get_stats(b, &fs);
+    assert_int_equal(fs.flushes, 1);                 /* flushed before the hand-over */
     int other = lock_image(f);
     assert_true(other >= 0);
     /* ... and while the destination holds it this VM does not run: the
