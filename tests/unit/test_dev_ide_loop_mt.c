@@ -7,6 +7,8 @@
  *  - `cont` racing a still-pending io-error stop: the parked DMA write
  *    completes (BLOCK_IO_ERROR, STOP, RESUME, then the write);
  *  - a retry that fails again parks again; the next `cont` completes it;
+ *  - a PIO write's retry redoes its current block, a DMA write's the whole
+ *    command from its first sector;
  *  - a command and a bus-master start written while the VM is paused do
  *    no I/O, DMA or interrupt until the VM runs;
  *  - a PRD table shorter than the transfer ends the command without an
@@ -39,7 +41,7 @@
 #include "dm_xen.h"
 #include "hv.h"
 
-#define SECTORS 1024u
+#define SECTORS 8192u
 #define BMDMA 0xc000u
 #define PRDT 0x10000u
 #define BUF 0x20000u
@@ -569,6 +571,80 @@ static void test_machine_reset_discards_parked(void **state)
     assert_int_equal(inb(f, CMD + 2), 1);               /* power-on signature */
 }
 
+static bool irq_or_stop(fixture *f)
+{
+    return f->level[14] || rs_get_state(f->vm) == RS_IO_ERROR;
+}
+
+static int setup_granularity(void **state)
+{
+    start(&fx, "[disk hda]\nwerror = stop\n"
+               "inject = op=write errno=EIO sectors=202 once\n"
+               "inject = op=write errno=EIO sectors=4000 once\n");
+    *state = &fx;
+    return 0;
+}
+
+/* What a retry redoes (reference §6.3-§6.6): a PIO write its current
+ * block only, a DMA write the whole command from its first sector. */
+static void test_retry_granularity(void **state)
+{
+    fixture *f = *state;
+    dm_blk *b = dm_disks_blk(f->disks, 0);
+    rs_err e = { 0 };
+    /* WRITE SECTORS, 4 one-sector blocks at 200; sector 202 fails once. */
+    taskfile(f, 200, 4, 0x30);
+    for (unsigned blk = 0; blk < 4; blk++) {
+        if (blk > 0) {
+            assert_true(step_until(f, irq_or_stop, true));
+            if (rs_get_state(f->vm) == RS_IO_ERROR) {
+                assert_int_equal(blk, 3);          /* the third block failed */
+                assert_int_equal(rs_cont(f->vm, &e), 0);
+                assert_true(step_until(f, irq_raised, true));
+            }
+        }
+        assert_int_equal(inb(f, CMD + 7) & 0x89, 0x08);
+        for (unsigned w = 0; w < 256; w++)
+            assert_int_equal(dm_io_write(f->pio, CMD, 2, (uint16_t)(blk * 1000 + w)), 0);
+    }
+    assert_true(step_until(f, irq_raised, true));
+    assert_int_equal(inb(f, CMD + 7) & 0x89, 0);
+    dm_blk_stats st;
+    dm_blk_get_stats(b, &st);
+    assert_int_equal(st.writes, 4);                /* blocks 1, 2, 3 (again), 4 */
+    assert_int_equal(st.errors, 1);
+    /* WRITE DMA EXT of 4096 sectors at 1000 (two 1 MiB requests); sector
+     * 4000, in the second, fails once: the retry starts at sector 1000. */
+    for (unsigned i = 0; i < 32; i++)
+        prd(f, i, BUF + i * 65536u, 0, i == 31);
+    fill(f, BUF, 0x77, 2u << 20);
+    outl(f, BMDMA + 4, PRDT);
+    outb(f, BMDMA + 2, 0x06);
+    outb(f, BMDMA, 0);
+    outb(f, CMD + 6, 0x40);
+    outb(f, CMD + 2, 0x10);                        /* count 0x1000, high byte first */
+    outb(f, CMD + 3, 0);
+    outb(f, CMD + 4, 0);
+    outb(f, CMD + 5, 0);
+    outb(f, CMD + 2, 0x00);
+    outb(f, CMD + 3, 1000 & 0xff);
+    outb(f, CMD + 4, 1000 >> 8);
+    outb(f, CMD + 5, 0);
+    outb(f, CMD + 7, 0x35);
+    outb(f, BMDMA, 0x01);
+    assert_true(step_until(f, in_io_error, true));
+    dm_blk_get_stats(b, &st);
+    assert_int_equal(st.writes, 4 + 1);            /* the first 1 MiB went through */
+    assert_int_equal(rs_cont(f->vm, &e), 0);
+    assert_true(step_until(f, irq_raised, true));
+    ack(f);
+    dm_blk_get_stats(b, &st);
+    assert_int_equal(st.writes, 4 + 1 + 2);        /* the whole command again */
+    assert_int_equal(st.errors, 2);
+    image_has(f, 1000, 0x77, 4096);
+    image_has(f, 1000 + 2048, (uint8_t)(0x77 + (2048 * 512) * 7), 4096);
+}
+
 /* Another process's OFD lock on the whole image; returns the fd or -1 when
  * the lock is held elsewhere. */
 static int lock_image(fixture *f)
@@ -818,6 +894,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_srst_releases_io_error_hold, setup_once, teardown),
         cmocka_unit_test_setup_teardown(test_random_register_storm, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_machine_reset_discards_parked, setup_once, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_granularity, setup_granularity, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
