@@ -89,7 +89,8 @@ typedef struct dm_blk_opts {
  */
 dm_blk *dm_blk_open(dm_loop *loop, const dm_blk_opts *opts, char *err, size_t errlen);
 /* Waits for every request in flight (their callbacks are NOT called),
- * stops the workers, releases the lock and closes the image. */
+ * stops the workers, releases the lock and closes the image.  Before
+ * dm_loop_free: the backend's dm_event belongs to the loop. */
 void dm_blk_close(dm_blk *b);
 
 const char *dm_blk_name(const dm_blk *b);

@@ -266,6 +266,25 @@ static void test_bad_requests(void **state)
     dm_blk_close(b);
 }
 
+/* An image that shrinks under the backend: a read past its new end cannot
+ * be completed and fails with EIO instead of returning a short buffer. */
+static void test_image_shrinks(void **state)
+{
+    fixture *f = *state;
+    dm_blk_opts o = opts_for(f, NULL);
+    dm_blk *b = open_ok(f, &o);
+    static char buf[8192];
+    assert_int_equal(truncate(f->image, IMAGE_SIZE / 2 + 4096), 0);
+    assert_int_equal(run1(f, b, DM_BLK_READ, IMAGE_SIZE / 2, buf, sizeof(buf)), -EIO);
+    assert_int_equal(run1(f, b, DM_BLK_READ, IMAGE_SIZE / 2 - 4096, buf, sizeof(buf)), 0);
+    dm_blk_stats s;
+    dm_blk_get_stats(b, &s);
+    assert_int_equal(s.errors, 1);
+    assert_int_equal(s.injected, 0);
+    assert_int_equal(s.reads, 1);
+    dm_blk_close(b);
+}
+
 /* ------------------------------------------------------- refused images */
 
 static void expect_refused(fixture *f, const char *path, bool read_only, const char *words)
@@ -1109,6 +1128,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_image_shrinks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_used, setup, teardown),

@@ -153,6 +153,39 @@ static void test_inject(void **state)
     assert_true(lines > 2);
 }
 
+/* Rules glued from random pieces (valid and broken): every answer is 0 or
+ * -EINVAL with a message, never a crash (the sanitizer builds check). */
+static void test_inject_random(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "op=", "read", "write", "flush", "any", "errno=", "EIO", "ENOSPC", "EBOGUS",
+        "sectors=", "0", "-", "7", "18446744073709551615", "99999999999999999999", "delay=",
+        "ms", "s", "once", "always", " ", " ", ";", "=", "\t", "x",
+    };
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    unsigned ok = 0, bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        char rules[1024] = "";     /* 32 pieces of at most 20 bytes */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned n = (unsigned)(seed >> 59) + 1;
+        for (unsigned k = 0; k < n; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            strcat(rules, pieces[(seed >> 33) % (sizeof(pieces) / sizeof(pieces[0]))]);
+        }
+        err[0] = 0;
+        int rc = dm_blk_inject_check(rules, err, sizeof(err));
+        if (rc == 0) {
+            ok++;
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_non_null(strstr(err, "injection rule '"));
+            bad++;
+        }
+    }
+    assert_true(ok > 0 && bad > 0);
+}
+
 static void test_binary_and_long_lines(void **state)
 {
     (void)state;
@@ -228,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_inject),
+        cmocka_unit_test(test_inject_random),
         cmocka_unit_test(test_binary_and_long_lines),
         cmocka_unit_test(test_load_file),
     };
