@@ -17,6 +17,8 @@
 #include "dev_uart.h"
 #include "dm_platform.h"
 #include "dm_chardev.h"
+#include "dm_config.h"
+#include "dm_disks.h"
 #include "dm_guestmem.h"
 #include "dm_io.h"
 #include "dm_ioreq.h"
@@ -25,6 +27,7 @@
 #include "dm_loop.h"
 #include "dm_machine.h"
 #include "dm_pci.h"
+#include "dm_pci_msi.h"
 #include "dm_statefile.h"
 #include "runstate.h"
 #include "xsc_control.h"
@@ -54,6 +57,8 @@ struct dm_machine {
     dm_chardev *chr[DM_ARGS_MAX_SERIAL];
     uart *uarts[DM_ARGS_MAX_SERIAL];
     dm_platform *plat;
+    dm_config config;
+    dm_disks *disks;
     xsc *xsc;
     dm_watch *w_ioreq, *w_requests, *w_xsc;
     dm_timer *t_scan, *t_xsc;
@@ -169,16 +174,38 @@ static void log_from_runstate(void *opaque, rs_log_level level, const char *msg)
     dm_log((dm_log_level)level, "%s", msg);
 }
 
-/* A guest or host reset on Xen is the toolstack's job: tell Xen and let it
- * rebuild the domain (reference qemu-runstate.md §7.3). */
+/* A host reset on Xen is the toolstack's job: tell Xen and let it rebuild
+ * the domain (reference qemu-runstate.md §7.3).  A guest reset is told to
+ * Xen by the platform devices before the triggering access is answered, so
+ * it is not told twice. */
 static void reset_hook(void *opaque, rs_cause cause)
 {
     dm_machine *m = opaque;
-    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET)
+    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET ||
+        cause == RS_CAUSE_GUEST_RESET)
         return;
     dm_info("reset (%s): asking Xen to reboot the domain", rs_cause_name(cause));
     if (xendevicemodel_shutdown(m->xen.dmod, m->xen.domid, SHUTDOWN_reboot) < 0)
         dm_err("xendevicemodel_shutdown(reboot) failed: %s", strerror(errno));
+}
+
+/* Xen's IOREQ_TYPE_TIMEOFFSET: the guest moved its RTC.  The traditional
+ * dialect keeps the offset at /vm/<uuid>/rtc/timeoffset, as qemu-traditional
+ * does, so the toolstack carries it across save/restore.  The uuid is read
+ * at each change (rare) rather than cached: the node may appear after
+ * start-up. */
+static void on_rtc_change(void *opaque, int64_t offset)
+{
+    dm_machine *m = opaque;
+    char uuid[40];
+    if (!m->xsc || !xsc_is_connected(m->xsc))
+        return;
+    if (xsc_read_vm_uuid(m->xsc, uuid, sizeof(uuid)) < 0) {
+        dm_warn("RTC offset %lld s not recorded: no usable VM uuid", (long long)offset);
+        return;
+    }
+    if (xsc_publish_rtc_timeoffset(m->xsc, uuid, offset) == 0)
+        dm_debug("RTC offset %lld s recorded for VM %s", (long long)offset, uuid);
 }
 
 /* ------------------------------------------------------------ loop glue */
@@ -261,7 +288,12 @@ static void on_signal(void *opaque, int signo)
 static int save_state(void *opaque, int fd, char *why, size_t why_len)
 {
     dm_machine *m = opaque;
-    return dm_state_save_fd(m->state, fd, why, why_len);
+    int r = dm_state_save_fd(m->state, fd, why, why_len);
+    /* A saved, stopped VM gives up its images: the destination may open
+     * them; they are re-taken before this VM runs again. */
+    if (r == 0 && !rs_is_live(m->vm))
+        dm_disks_lock_release(m->disks);
+    return r;
 }
 
 static int set_logdirty(void *opaque, bool enable, char *why, size_t why_len)
@@ -313,26 +345,35 @@ static int open_serials(dm_machine *m, char *why, size_t len)
     return 0;
 }
 
-/* Disks come with the disk devices (later issues); until then a guest with
- * disks is refused at start, naming them, rather than booted without them. */
-static int refuse_disks(dm_machine *m, char *why, size_t len)
+/* The disks: PIIX3 IDE always (as QEMU's xenfv), with the guest's vbd
+ * disks from xenstore and their policies from the config file. */
+static int attach_disks(dm_machine *m, char *why, size_t len)
 {
+    dm_config_init(&m->config);
+    if (m->args.config) {
+        int r = dm_config_load(&m->config, m->args.config, why, len);
+        if (r < 0)
+            return r;
+    }
+    dm_disks_cfg dc = { .loop = m->loop, .pio = m->pio, .pci = m->pci, .irq = m->irq,
+                        .vm = m->vm, .gm = m->gm, .state = m->state, .config = &m->config,
+                        .inject_msi = dm_pci_msi_inject_xen, .msi_opaque = &m->xen };
+    int r = dm_disks_new(&dc, &m->disks, why, len);
+    if (r < 0)
+        return r;
     struct xs_handle *xs = xsc_xs(m->xsc);
     if (!xs)
         return 0;
-    xsc_disk_list disks;
+    xsc_disk_list found;
     xsc_logger lg = { log_from_runstate, NULL };
-    int r = xsc_disks_read(xs, (unsigned)m->args.domid, NULL, &lg, &disks);
+    r = xsc_disks_read(xs, (unsigned)m->args.domid, NULL, &lg, &found);
     if (r < 0) {
         snprintf(why, len, "reading the guest's vbd devices: %s", strerror(-r));
         return r;
     }
-    if (disks.n == 0)
-        return 0;
-    snprintf(why, len, "disk %s (%.200s) cannot be served: this rsdm build has no IDE/AHCI "
-                       "device yet",
-             disks.disk[0].dev, disks.disk[0].path);
-    return -ENOTSUP;
+    static dm_disk_list list;
+    dm_disks_from_xenstore(&found, &list);
+    return dm_disks_attach(m->disks, &list, why, len);
 }
 
 int dm_machine_start(const dm_args *args, dm_machine **out)
@@ -365,6 +406,8 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     STEP("PCI bus", nonnull(m->pci = dm_pci_bus_new(m->pio, m->mmio, m->irq)));
     STEP("map PCI devices", dm_pci_listener_add(m->pci, ioreq_pci_listener, m, true));
     STEP("device state registry", nonnull(m->state = dm_state_reg_new()));
+    /* Configuration space (BARs the guest placed, command bits) travels too. */
+    STEP("PCI state", dm_pci_bus_set_state_reg(m->pci, m->state));
     STEP("serial port", open_serials(m, why, sizeof(why)));
     STEP("pause reference", rs_event_sink_add(m->vm, pause_ref_sink, m));
 
@@ -384,7 +427,6 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
         .log = log_from_runstate,
     };
     STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
-    STEP("disks", refuse_disks(m, why, sizeof(why)));
     STEP("platform devices",
          dm_platform_init(&(dm_platform_cfg){ .pio = m->pio, .pci = m->pci, .irq = m->irq,
                                                .vm = m->vm, .state = m->state,
@@ -392,8 +434,11 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
                                                .be_opaque = &m->xen,
                                                .disable_pf = xsc_disable_pf(m->xsc),
                                                /* Xen's pmtimer shadows it; xensim has none */
-                                               .pm1_evt = true },
+                                               .pm1_evt = true,
+                                               .on_rtc_change = on_rtc_change,
+                                               .rtc_opaque = m },
                           &m->plat, why, sizeof(why)));
+    STEP("disks", attach_disks(m, why, sizeof(why)));
     if (m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)
         STEP("publish console", xsc_publish_serial_tty(m->xsc, dm_chardev_pty_path(m->chr[0])));
 
@@ -450,9 +495,10 @@ void dm_machine_stop(dm_machine *m)
         if (m->chr[i])
             dm_chardev_close(m->chr[i]);
     }
+    dm_disks_free(m->disks);
     dm_platform_free(m->plat);
-    dm_state_reg_free(m->state);
     dm_pci_bus_free(m->pci);
+    dm_state_reg_free(m->state);
     dm_irq_free(m->irq);
     if (m->mmio)
         dm_io_space_free(m->mmio);

@@ -55,7 +55,83 @@ int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int tim
     return -ETIMEDOUT;
 }
 
+/* The vbd nodes `xl create` writes for a disk (tools/xensim/xl_main.c). */
+static int write_vbd(rsdm_sim *s, const rsdm_sim_disk *d)
+{
+    int idx = d->vdev[2] - 'a';
+    /* Linux's numbering: hda/hdb major 3, hdc/hdd major 22, sdX major 8. */
+    unsigned devid = d->vdev[0] == 's' ? (8u << 8) | ((unsigned)idx << 4)
+                     : idx < 2         ? (3u << 8) | ((unsigned)idx << 6)
+                                       : (22u << 8) | ((unsigned)(idx - 2) << 6);
+    char be[128], fe[128], p[192], v[32];
+    snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", s->dom, devid);
+    snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", s->dom, devid);
+    snprintf(v, sizeof(v), "%u", devid);
+    const char *kv[][2] = {
+        { be, "" }, { "frontend", fe }, { "params", d->path }, { "type", "phy" },
+        { "dev", d->vdev }, { "mode", "w" }, { "device-type", "disk" }, { "state", "1" },
+        { fe, "" }, { "backend", be }, { "backend-id", "0" }, { "virtual-device", v },
+    };
+    const char *dir = be;
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+        if (kv[i][0][0] == '/') {
+            dir = kv[i][0];
+            snprintf(p, sizeof(p), "%s", dir);
+        } else {
+            snprintf(p, sizeof(p), "%s/%s", dir, kv[i][0]);
+        }
+        if (!xs_write(s->xs, XBT_NULL, p, kv[i][1], strlen(kv[i][1]))) {
+            perror("rsdm_sim: writing the vbd nodes");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len)
+{
+    snprintf(out, len, "%s/qemu-save.%u", s->dir, s->dom);
+}
+
+static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
+{
+    char rsdm[4200], domarg[16], log[128];
+    snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
+    snprintf(domarg, sizeof(domarg), "%u", s->dom);
+    snprintf(log, sizeof(log), "%s/log", s->dir);
+    char *argv[16] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
+                       "--save-dir", s->dir };
+    int n = 9;
+    if (config) {
+        argv[n++] = "--config";
+        argv[n++] = (char *)config;
+    }
+    if (loadvm) {
+        argv[n++] = "-loadvm";
+        argv[n++] = (char *)loadvm;
+    }
+    argv[n] = NULL;
+    xs_rm(s->xs, XBT_NULL, s->state);
+    s->dm = spawn(argv, log);
+    if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
+        fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", log);
+        return -1;
+    }
+    return 0;
+}
+
+int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config)
+{
+    return spawn_dm(s, config, file);
+}
+
 int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
+{
+    rsdm_sim_opts o = { .name = name, .vcpus = vcpus };
+    return rsdm_sim_start_opts(s, &o);
+}
+
+int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
 {
     memset(s, 0, sizeof(*s));
     const char *b = getenv("RSDM_BUILD");
@@ -88,7 +164,7 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
         perror("rsdm_sim: xs_open");
         goto fail;
     }
-    int id = hv_domain_create(0, vcpus, 16, name);
+    int id = hv_domain_create(0, o->vcpus, 16, o->name);
     if (id <= 0) {
         fprintf(stderr, "rsdm_sim: hv_domain_create: %s\n", strerror(-id));
         goto fail;
@@ -105,15 +181,11 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
         perror("rsdm_sim: xenstore set-up");
         goto fail;
     }
-    char rsdm[4200], domarg[16];
-    snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
-    snprintf(domarg, sizeof(domarg), "%u", s->dom);
-    char *dmargv[] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning", NULL };
-    s->dm = spawn(dmargv, log);
-    if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
-        fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", log);
+    for (unsigned i = 0; i < o->ndisks; i++)
+        if (write_vbd(s, &o->disks[i]) < 0)
+            goto fail;
+    if (spawn_dm(s, o->config, NULL) < 0)
         goto fail;
-    }
     if (hv_domain_unpause(s->dom) < 0) {        /* as libxl does once running */
         fprintf(stderr, "rsdm_sim: unpausing the domain failed\n");
         goto fail;

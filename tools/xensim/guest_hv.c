@@ -128,13 +128,17 @@ static int gh_mem_write(struct guest_bus *b, uint64_t gpa, const void *buf, size
         if (rc < 0)
             return guest_bus_fail(b, "hv: vCPU %u cannot run to write RAM: %s", g->vcpu,
                                   strerror(-rc));
+        /* As a store through the p2m: log-dirty sees it (a live
+         * migration sends the page again); paused again meanwhile, the
+         * vCPU waits once more. */
         pthread_rwlock_rdlock(g->exec);
-        if (hv_vcpu_wait_runnable(g->d, g->vcpu, 0) == 0) {
-            memcpy(g->ram + gpa, buf, len);
-            pthread_rwlock_unlock(g->exec);
-            return 0;
-        }
+        rc = hv_guest_write(hv_domain_id(g->d), gpa, buf, len);
         pthread_rwlock_unlock(g->exec);
+        if (rc == 0)
+            return 0;
+        if (rc != -EAGAIN || aborted(g))
+            return guest_bus_fail(b, "hv: vCPU %u RAM write 0x%llx+%zu: %s", g->vcpu,
+                                  (unsigned long long)gpa, len, strerror(-rc));
     }
 }
 

@@ -30,12 +30,29 @@ static struct wl_hdr *hdr_of(struct guest_wl *wl)
     return (struct wl_hdr *)(ram + WL_HDR_GPA);
 }
 
+/* A store of the runner's own state into guest RAM: like the guest's, so
+ * log-dirty sees it; while the domain is paused, directly. */
+static void ram_put(struct guest_wl *wl, uint64_t gpa, const void *buf, size_t len)
+{
+    if (hv_guest_write(wl->domid, gpa, buf, len) == 0)
+        return;
+    uint64_t size;
+    uint8_t *ram = hv_domain_ram(wl->d, &size);
+    if (ram && gpa <= size && len <= size - gpa)
+        memcpy(ram + gpa, buf, len);
+}
+
+#define HDR_PUT(wl, field, value)                                                     \
+    do {                                                                              \
+        uint64_t v_ = (value);                                                        \
+        ram_put((wl), WL_HDR_GPA + offsetof(struct wl_hdr, field), &v_, sizeof(v_)); \
+    } while (0)
+
 /* The runner's state into guest RAM (vCPUs stopped, or vCPU 0 between
  * operations): what a restored guest resumes from. */
 void wl_hdr_write(struct guest_wl *wl)
 {
-    struct wl_hdr *h = hdr_of(wl);
-    if (!h)
+    if (!hdr_of(wl))
         return;
     struct wl_hdr *t = calloc(1, sizeof(*t));
     if (!t)
@@ -63,7 +80,7 @@ void wl_hdr_write(struct guest_wl *wl)
     t->pm = wl->pm;
     t->ide = wl->ide;
     t->ahci = wl->ahci;
-    memcpy(h, t, sizeof(*t));
+    ram_put(wl, WL_HDR_GPA, t, sizeof(*t));
     free(t);
 }
 
@@ -178,7 +195,6 @@ static void rx_line_done(struct guest_wl *wl)
     char tail;
     if (wl->rx_len == WL_LINE - 1 && sscanf(wl->rx_line, "h%8llu%c", &n, &tail) == 1) {
         wl->rx_lines++;
-        struct wl_hdr *h = hdr_of(wl);
         if (n == wl->uart_rx_next) {
             wl->uart_rx_next++;
         } else if (n > wl->uart_rx_next) {
@@ -189,8 +205,7 @@ static void rx_line_done(struct guest_wl *wl)
         } else {
             WL_COUNT(wl, uart_out_of_order, 1);
         }
-        if (h)
-            h->uart_rx_next = wl->uart_rx_next;
+        HDR_PUT(wl, uart_rx_next, wl->uart_rx_next);
     } else {
         wl->rx_text_lines++;
         pthread_mutex_lock(&wl->lock);
@@ -227,9 +242,7 @@ static int uart_tx(struct guest_wl *wl)
         if (guest_uart_put(&wl->uart, (uint8_t)line[i]) < 0)
             return -1;
     wl->uart_tx_next++;
-    struct wl_hdr *h = hdr_of(wl);
-    if (h)
-        h->uart_tx_next = wl->uart_tx_next;
+    HDR_PUT(wl, uart_tx_next, wl->uart_tx_next);
     return 0;
 }
 
@@ -266,9 +279,7 @@ static int do_action(struct guest_wl *wl)
     /* Kept in guest RAM at once: a restored guest does not do it again.
      * (Only this field: other vCPUs are running.) */
     wl->action_done = 1;
-    struct wl_hdr *h = hdr_of(wl);
-    if (h)
-        h->action_done = 1;
+    HDR_PUT(wl, action_done, 1);
     switch (wl->spec.action) {
     case GUEST_ACT_S5:
         return guest_pm_sleep(&wl->pm, 0);

@@ -46,10 +46,9 @@ int xl_wl_start(const char *rundir, unsigned domid, const struct xl_cfg *cfg, in
 /* The guest suspends: its vCPU threads stop issuing accesses once the one
  * in flight completes.  0 also when there is no workload. */
 int xl_wl_stop(const char *rundir, unsigned domid);
-/* Guest RAM into a save file ("ram <len>\n" + (pfn, page) records of the
- * non-zero pages), and back into a new domain. */
-int xl_wl_ram_save(const char *rundir, unsigned domid, FILE *f);
-int xl_wl_ram_restore(const char *rundir, unsigned domid, const char *buf, size_t len);
+/* The guest carries on in the same domain (save -c, a failed migration):
+ * its workload resumes from guest RAM.  0 also when it had none. */
+int xl_wl_resume(const char *rundir, unsigned domid);
 
 /* `xensim xl …` (argv[0] is "xl").  Returns the exit status. */
 int xl_main(int argc, char **argv);
