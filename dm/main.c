@@ -30,8 +30,13 @@ int main(int argc, char **argv)
     }
     if (args.has_log_level)
         dm_log_set_level(args.log_level);
-    if (args.domid < 0) {
+    if (args.domid < 0 && !args.probe) {
         fprintf(stderr, "rsdm: no domain given (-d DOMID)\n");
+        return 2;
+    }
+    if (args.dialect == DM_DIALECT_QEMU_XEN) {
+        fprintf(stderr, "rsdm: the qemu-xen command line is parsed but its QMP control is not "
+                        "wired into this build; use the traditional dialect\n");
         return 2;
     }
     dm_args_log_ignored(&args);
