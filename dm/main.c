@@ -34,11 +34,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rsdm: no domain given (-d DOMID)\n");
         return 2;
     }
-    if (args.dialect == DM_DIALECT_QEMU_XEN) {
-        fprintf(stderr, "rsdm: the qemu-xen command line is parsed but its QMP control is not "
-                        "wired into this build; use the traditional dialect\n");
-        return 2;
-    }
+
     dm_args_log_ignored(&args);
     /* A console or monitor peer that goes away must not kill the dm. */
     signal(SIGPIPE, SIG_IGN);

@@ -507,6 +507,11 @@ static int cmd_xen_load(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret,
         qmp_error_set(e, "GenericError", "xen-load-devices-state is not available");
         return -1;
     }
+    /* QEMU: a suspended VM passes; only a running one is refused. */
+    if (rs_is_running(q->vm)) {
+        qmp_error_set(e, "GenericError", "Cannot update device state while vm is running");
+        return -1;
+    }
     int fd = open_for(q, arg_str(a, "filename"), O_RDONLY, e);
     if (fd < 0)
         return -1;

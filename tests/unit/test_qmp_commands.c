@@ -247,12 +247,16 @@ static void test_xen_hooks(void **state)
     assert_true(f->save_live);
     assert_int_equal(f->state_in_hook, RS_SAVE_VM);
     status_is(f, "running", true, "");
-    ok(f, "xen-load-devices-state", args);
+    /* QEMU refuses to load over a running VM. */
+    fails(f, "xen-load-devices-state", args, "Cannot update device state while vm is running");
     snprintf(args, sizeof(args), "{\"filename\":\"%s\",\"live\":false}", path);
     ok(f, "stop", NULL);
     ok(f, "xen-save-devices-state", args);
     assert_false(f->save_live);
     status_is(f, "paused", false, "paused");
+    snprintf(args, sizeof(args), "{\"filename\":\"%s\"}", path);
+    ok(f, "xen-load-devices-state", args);
+    snprintf(args, sizeof(args), "{\"filename\":\"%s\",\"live\":false}", path);
     f->save_fail = true;
     fails(f, "xen-save-devices-state", args, "disk full");
     status_is(f, "paused", false, "paused");
