@@ -449,6 +449,16 @@ static int start_probe(dm_machine *m)
 static int restrict_and_drop(dm_machine *m, const dm_privs *privs, char *why, size_t len)
 {
     if (m->args.restrict_xen) {
+        /* A -S -incoming start ends paused with the reference taken; a
+         * restricted dm cannot give it back later (no xenctrl). */
+        if (m->pause_ref) {
+            if (xc_domain_unpause(m->xen.xch, m->xen.domid) < 0) {
+                snprintf(why, len, "dropping the domain pause reference before restriction: %s",
+                         strerror(errno));
+                return -errno;
+            }
+            m->pause_ref = false;
+        }
         int r = dm_xen_restrict(&m->xen, why, len);
         if (r < 0)
             return r;

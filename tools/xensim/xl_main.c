@@ -18,6 +18,7 @@
 #include <xenstore.h>
 
 #include "xl_cmd.h"
+#include "xl_qmp.h"
 
 /* libxl_internal.h, 4.17 */
 #define DM_START_TIMEOUT 60
@@ -32,14 +33,19 @@ static int bound(int libxl_secs)
     return (g_timeout >= 0 && g_timeout < libxl_secs) ? g_timeout : libxl_secs;
 }
 
+void xl_verror(const char *fmt, va_list ap)
+{
+    fputs("libxl: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("libxl: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    xl_verror(fmt, ap);
     va_end(ap);
     return 1;
 }
@@ -212,10 +218,10 @@ static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
     if (xs_w(p, cfg->name) < 0)
         return -1;
     snprintf(p, sizeof(p), "/libxl/%u/dm-version", domid);
-    if (xs_w(p, "qemu_xen_traditional") < 0 || xs_perm(p, 0, -1, 0) < 0)
+    if (xs_w(p, xlq_dm_version_node(cfg)) < 0 || xs_perm(p, 0, -1, 0) < 0)
         return -1;
     snprintf(p, sizeof(p), "/local/domain/%u/platform/device-model", domid);
-    if (xs_w(p, "qemu_xen_traditional") < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
+    if (xs_w(p, xlq_dm_version_node(cfg)) < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
         return -1;
     snprintf(p, sizeof(p), "/local/domain/%u/hvmloader/allow-memory-relocate", domid);
     if (xs_w(p, "1") < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
@@ -265,10 +271,50 @@ static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
     return 0;
 }
 
+pid_t xl_exec_dm(const char *const argv[], unsigned domid, const char *name, const int *keep,
+                 int nkeep, char *logpath, size_t loglen)
+{
+    snprintf(logpath, loglen, "%s/xl/log/qemu-dm-%s.log", g_rundir, name);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd < 0)
+        return die("opening dm log %s: %s", logpath, strerror(errno)), -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(logfd);
+        return die("fork: %s", strerror(errno)), -1;
+    }
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        for (int i = 0; i < nkeep; i++)
+            fcntl(keep[i], F_SETFD, 0);
+        if (!getenv("XEN_QEMU_CONSOLE_LIMIT"))
+            setenv("XEN_QEMU_CONSOLE_LIMIT", "1048576", 1);
+        char sock[4200], sdomid[16];
+        snprintf(sdomid, sizeof(sdomid), "%u", domid);
+        setenv("XEN_DOMAIN_ID", sdomid, 1);
+        snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
+        setenv("XENSTORED_PATH", sock, 1);
+        setenv("XENSIM_RUNDIR", g_rundir, 1);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    return pid;
+}
+
 /* libxl__spawn_local_dm for the traditional dialect: mkdir device-model,
  * disable_pf, watch `state`, fork/exec, record the pid, wait `running`. */
 static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm, pid_t *dmpid)
 {
+    if (xlq_cfg_is_qemu_xen(cfg))
+        return xlq_spawn_dm(domid, cfg, loadvm, dmpid);
+    if (cfg->dm_restrict)
+        return die("dm_restrict is only supported with device_model_version=\"qemu-xen\""), -1;
     char p[256], dmdir[128], v[64];
     paths(domid, "", dmdir, sizeof(dmdir));
     if (xs_w(dmdir, "") < 0)
@@ -313,37 +359,11 @@ static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm
         argv[n++] = cfg->dm_args_hvm[i];
     argv[n] = NULL;
 
-    char logdir[4200], logpath[4400];
-    snprintf(logdir, sizeof(logdir), "%s/xl/log", g_rundir);
-    snprintf(logpath, sizeof(logpath), "%s/qemu-dm-%s.log", logdir, cfg->name);
-    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logfd < 0)
-        return die("opening dm log %s: %s", logpath, strerror(errno)), -1;
-
+    char logpath[4400];
     paths(domid, "state", p, sizeof(p));
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(logfd);
-        return die("fork: %s", strerror(errno)), -1;
-    }
-    if (pid == 0) {
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0)
-            dup2(nul, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        if (!getenv("XEN_QEMU_CONSOLE_LIMIT"))
-            setenv("XEN_QEMU_CONSOLE_LIMIT", "1048576", 1);
-        setenv("XEN_DOMAIN_ID", sdomid, 1);
-        char sock[4200];
-        snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
-        setenv("XENSTORED_PATH", sock, 1);
-        setenv("XENSIM_RUNDIR", g_rundir, 1);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(logfd);
+    pid_t pid = xl_exec_dm(argv, domid, cfg->name, NULL, 0, logpath, sizeof(logpath));
+    if (pid < 0)
+        return -1;
     *dmpid = pid;
     char ip[128];
     snprintf(ip, sizeof(ip), "/local/domain/%u/image/device-model-pid", domid);
@@ -426,6 +446,8 @@ static int read_file(const char *path, char **buf, size_t *len)
     return 0;
 }
 
+static int dm_resume(unsigned domid);
+
 static int create_common(const char *cfgtext, const char *cfgname, const char *dmblob,
                          size_t dmlen, int paused)
 {
@@ -475,6 +497,8 @@ static int create_common(const char *cfgtext, const char *cfgname, const char *d
     if (!paused) {
         char sd[16];
         snprintf(sd, sizeof(sd), "%lu", domid);
+        if (dm_resume((unsigned)domid) < 0)   /* libxl_domain_unpause */
+            goto fail;
         if (hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0) {
             die("unpausing domain %lu failed", domid);
             goto fail;
@@ -526,6 +550,8 @@ static int parse_domid(const char *s, unsigned *out)
 /* libxl__dm_resume: `continue` only if state is exactly `paused`. */
 static int dm_resume(unsigned domid)
 {
+    if (xlq_domain_is_qemu_xen(domid))
+        return xlq_dm_resume(domid);
     char p[256];
     paths(domid, "state", p, sizeof(p));
     char *st = xs_r(p);
@@ -548,6 +574,8 @@ static int dm_resume(unsigned domid)
 
 static int logdirty(unsigned domid, const char *cmd)
 {
+    if (xlq_domain_is_qemu_xen(domid))
+        return xlq_logdirty(domid, strcmp(cmd, "enable") == 0);
     char c[256], r[256];
     paths(domid, "logdirty/cmd", c, sizeof(c));
     paths(domid, "logdirty/ret", r, sizeof(r));
@@ -604,18 +632,23 @@ static int do_save(unsigned domid, const char *file, int destroy_after)
         logdirty(domid, "disable");
         return die("guest did not suspend, timed out (domain %u)", domid);
     }
-    char c[256], s[256];
+    char c[256], s[256], sf[4300];
     paths(domid, "command", c, sizeof(c));
     paths(domid, "state", s, sizeof(s));
-    if (xs_w(c, "save") < 0) {
+    libdir_file("qemu-save", domid, sf, sizeof(sf));
+    if (xlq_domain_is_qemu_xen(domid)) {
+        if (xlq_suspend_dm(domid, sf) < 0) {
+            free(cfgtext);
+            logdirty(domid, "disable");
+            return die("Failed to save domain %u: the device model's suspend failed", domid);
+        }
+    } else if (xs_w(c, "save") < 0) {
         free(cfgtext);
         return 1;
-    }
-    /* libxl ignores this result: a timeout is only logged */
-    if (wait_value(s, "paused", bound(DM_START_TIMEOUT), 0, NULL, 0) < 0)
+    } else if (wait_value(s, "paused", bound(DM_START_TIMEOUT), 0, NULL, 0) < 0) {
+        /* libxl ignores this result: a timeout is only logged */
         fprintf(stderr, "libxl: error: Device Model not ready\n");
-    char sf[4300];
-    libdir_file("qemu-save", domid, sf, sizeof(sf));
+    }
     char *blob;
     size_t blen;
     int rc = 1;
@@ -802,8 +835,11 @@ int xl_main(int argc, char **argv)
                 return fprintf(stderr, "xensim xl: bad --timeout '%s'\n", argv[i]), 2;
             g_timeout = (int)v;
         } else if (strcmp(argv[i], "--dialect") == 0 && i + 1 < argc) {
-            if (strcmp(argv[++i], "traditional") != 0)
-                return fprintf(stderr, "xensim xl: only --dialect traditional is simulated\n"), 2;
+            if (xlq_set_dialect(argv[++i]) < 0)
+                return fprintf(stderr, "xensim xl: --dialect traditional or qemu-xen\n"), 2;
+        } else if (strcmp(argv[i], "--manager") == 0 && i + 1 < argc) {
+            if (xlq_set_manager(argv[++i]) < 0)
+                return fprintf(stderr, "xensim xl: --manager libxl or xenopsd\n"), 2;
         } else
             return fprintf(stderr, "xensim xl: unknown option %s\n", argv[i]), 2;
     }
@@ -811,8 +847,8 @@ int xl_main(int argc, char **argv)
         g_rundir = getenv("XENSIM_RUNDIR");
     if (!g_rundir || i >= argc)
         return fprintf(stderr, "usage: xensim xl [--rundir DIR] [--timeout S] "
-                               "[--dialect traditional] create|save|restore|pause|"
-                               "unpause|destroy|list|migrate …\n"), 2;
+                               "%s create|save|restore|pause|"
+                               "unpause|destroy|list|migrate …\n", xlq_usage()), 2;
     setenv("XENSIM_RUNDIR", g_rundir, 1);
     char sock[4200], d[4200];
     snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
@@ -834,6 +870,7 @@ int xl_main(int argc, char **argv)
     g_xs = xs_open(0);
     if (!g_xs)
         return die("cannot connect to xenstore at %s: %s", sock, strerror(errno));
+    xlq_init(g_rundir, g_timeout, g_xs);
     int r;
     if (strcmp(cmd, "create") == 0)
         r = cmd_create(argc - i, argv + i);
@@ -850,4 +887,10 @@ int xl_main(int argc, char **argv)
         r = (fprintf(stderr, "xensim xl: unknown command %s\n", cmd), 2);
     xs_close(g_xs);
     return r;
+}
+
+/* For xl_qmp.c (xl_qmp.h). */
+int xl_wait_value(const char *path, const char *want, int secs, pid_t dm)
+{
+    return wait_value(path, want, secs, dm, NULL, 0);
 }
