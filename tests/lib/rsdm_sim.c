@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +119,8 @@ static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
     return 0;
 }
 
-int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
+static int spawn_traditional(rsdm_sim *s)
 {
-    if (start_host(s, name, vcpus) < 0)
-        goto fail;
     char rsdm[4200], domarg[16];
     snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
     snprintf(domarg, sizeof(domarg), "%u", s->dom);
@@ -128,9 +128,19 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
     s->dm = spawn(dmargv, s->log);
     if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
         fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", s->log);
-        goto fail;
+        return -1;
     }
-    if (hv_domain_unpause(s->dom) < 0) {        /* as libxl does once running */
+    return 0;
+}
+
+/* The host, the dm by `spawn_dm`, then the domain unpaused as libxl does
+ * once the dm is ready. */
+static int start_with(rsdm_sim *s, const char *name, unsigned vcpus,
+                      int (*spawn_dm)(rsdm_sim *, bool), bool restricted)
+{
+    if (start_host(s, name, vcpus) < 0 || spawn_dm(s, restricted) < 0)
+        goto fail;
+    if (hv_domain_unpause(s->dom) < 0) {
         fprintf(stderr, "rsdm_sim: unpausing the domain failed\n");
         goto fail;
     }
@@ -138,6 +148,71 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
 fail:
     rsdm_sim_stop(s);
     return -1;
+}
+
+static int spawn_traditional_for(rsdm_sim *s, bool restricted)
+{
+    (void)restricted;
+    return spawn_traditional(s);
+}
+
+static int spawn_qmp_fresh(rsdm_sim *s, bool restricted)
+{
+    return rsdm_sim_spawn_qmp(s, restricted, -1);
+}
+
+int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
+{
+    return start_with(s, name, vcpus, spawn_traditional_for, false);
+}
+
+int rsdm_sim_pause_count(const rsdm_sim *s)
+{
+    struct hv_domain_info info;
+    return hv_domain_info(s->dom, &info) == 0 ? (int)info.pause_count : -1;
+}
+
+static void *uart_guest(void *arg)
+{
+    rsdm_sim_guest *g = arg;
+    uint8_t value = 0;
+    while (!atomic_load(&g->stop)) {
+        uint64_t w = ++value, r = 0;
+        if (xsim_pio(g->sim->d, 0, true, RSDM_SIM_UART_SCR, 1, &w) != 0 ||
+            xsim_pio(g->sim->d, 0, false, RSDM_SIM_UART_SCR, 1, &r) != 0) {
+            atomic_fetch_add(&g->failures, 1);
+            continue;
+        }
+        if (r != w)
+            atomic_fetch_add(&g->mismatches, 1);
+        atomic_fetch_add(&g->accesses, 2);
+    }
+    return NULL;
+}
+
+int rsdm_sim_guest_start(rsdm_sim_guest *g, rsdm_sim *s)
+{
+    memset(g, 0, sizeof(*g));
+    g->sim = s;
+    int r = pthread_create(&g->thread, NULL, uart_guest, g);
+    g->running = r == 0;
+    return -r;
+}
+
+void rsdm_sim_guest_stop(rsdm_sim_guest *g)
+{
+    if (!g->running)
+        return;
+    atomic_store(&g->stop, true);
+    pthread_join(g->thread, NULL);
+    g->running = false;
+}
+
+void rsdm_sim_guest_step(rsdm_sim_guest *g)
+{
+    unsigned long seen = atomic_load(&g->accesses);
+    for (int spins = 0; atomic_load(&g->accesses) == seen && spins < 1000000; spins++)
+        sched_yield();
 }
 
 xlq *rsdm_sim_qmp(rsdm_sim *s)
@@ -248,16 +323,7 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
 
 int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restricted)
 {
-    if (start_host(s, name, vcpus) < 0 || rsdm_sim_spawn_qmp(s, restricted, -1) < 0)
-        goto fail;
-    if (hv_domain_unpause(s->dom) < 0) {
-        fprintf(stderr, "rsdm_sim: unpausing the domain failed\n");
-        goto fail;
-    }
-    return 0;
-fail:
-    rsdm_sim_stop(s);
-    return -1;
+    return start_with(s, name, vcpus, spawn_qmp_fresh, restricted);
 }
 
 int rsdm_sim_stop_dm(rsdm_sim *s)

@@ -11,6 +11,8 @@
 #ifndef RSDM_SIM_H
 #define RSDM_SIM_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,6 +49,25 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd);
 xlq *rsdm_sim_qmp(rsdm_sim *s);
 /* One command on a new connection; 0 or -1 (message on stderr). */
 int rsdm_sim_qmp_exec(rsdm_sim *s, const char *cmd, json_t *args, int fd, json_t **ret);
+
+/* The domain's pause count (the toolstack's and the dm's references). */
+int rsdm_sim_pause_count(const rsdm_sim *s);
+
+/* A guest vCPU (vCPU 0, a thread) writing the UART's scratch register and
+ * reading it back until stopped; a mismatch means a lost write, a failure
+ * an access nobody answered. */
+#define RSDM_SIM_UART_SCR 0x3ff
+typedef struct rsdm_sim_guest {
+    rsdm_sim *sim;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    atomic_ulong accesses, mismatches, failures;
+} rsdm_sim_guest;
+int rsdm_sim_guest_start(rsdm_sim_guest *g, rsdm_sim *s);    /* 0 or -errno */
+void rsdm_sim_guest_stop(rsdm_sim_guest *g);
+/* Until the guest made one more access (a stopped vCPU makes none). */
+void rsdm_sim_guest_step(rsdm_sim_guest *g);
 
 /* SIGTERM to rsdm-sim and reap it: its wait status, or -1. */
 int rsdm_sim_stop_dm(rsdm_sim *s);

@@ -31,58 +31,14 @@
 #include "hv.h"
 
 #define CYCLES 1000
-#define UART_SCR 0x3ff              /* scratch register: plain storage */
 
 typedef struct fixture {
     rsdm_sim sim;
     bool restricted;
-    pthread_t guest;
-    bool guest_on;
-    atomic_bool stop_guest;
-    atomic_ulong accesses, mismatches, failures;
+    rsdm_sim_guest g;
 } fixture;
 
 static fixture fx;
-
-static int pause_count(uint32_t dom)
-{
-    struct hv_domain_info info;
-    return hv_domain_info(dom, &info) == 0 ? (int)info.pause_count : -1;
-}
-
-static void *guest(void *arg)
-{
-    fixture *f = arg;
-    uint8_t value = 0;
-    while (!atomic_load(&f->stop_guest)) {
-        uint64_t w = ++value, r = 0;
-        if (xsim_pio(f->sim.d, 0, true, UART_SCR, 1, &w) != 0 ||
-            xsim_pio(f->sim.d, 0, false, UART_SCR, 1, &r) != 0) {
-            atomic_fetch_add(&f->failures, 1);
-            continue;
-        }
-        if (r != w)
-            atomic_fetch_add(&f->mismatches, 1);
-        atomic_fetch_add(&f->accesses, 2);
-    }
-    return NULL;
-}
-
-static void guest_start(fixture *f)
-{
-    atomic_store(&f->stop_guest, false);
-    assert_int_equal(pthread_create(&f->guest, NULL, guest, f), 0);
-    f->guest_on = true;
-}
-
-static void guest_stop(fixture *f)
-{
-    if (!f->guest_on)
-        return;
-    atomic_store(&f->stop_guest, true);
-    pthread_join(f->guest, NULL);
-    f->guest_on = false;
-}
 
 static int setup_common(void **state, bool restricted)
 {
@@ -107,7 +63,7 @@ static int setup_restricted(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    guest_stop(f);
+    rsdm_sim_guest_stop(&f->g);
     int st = rsdm_sim_stop_dm(&f->sim);
     rsdm_sim_stop(&f->sim);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);   /* clean exit on SIGTERM */
@@ -133,39 +89,37 @@ static void status_is(fixture *f, const char *want)
 static void test_stop_cont_cycles(void **state)
 {
     fixture *f = *state;
-    guest_start(f);
+    assert_int_equal(rsdm_sim_guest_start(&f->g, &f->sim), 0);
     for (int i = 0; i < CYCLES; i++) {
         qmp_ok(f, "stop", NULL, -1, NULL);
         status_is(f, "paused");
         /* DESIGN "Stopping a guest on Xen": one pause reference while the
          * dm's own stop holds, none when restricted (no xenctrl). */
-        assert_int_equal(pause_count(f->sim.dom), f->restricted ? 0 : 1);
+        assert_int_equal(rsdm_sim_pause_count(&f->sim), f->restricted ? 0 : 1);
         qmp_ok(f, "cont", NULL, -1, NULL);
-        assert_int_equal(pause_count(f->sim.dom), 0);
-        unsigned long seen = atomic_load(&f->accesses);
-        for (int spins = 0; atomic_load(&f->accesses) == seen && spins < 1000000; spins++)
-            sched_yield();
+        assert_int_equal(rsdm_sim_pause_count(&f->sim), 0);
+        rsdm_sim_guest_step(&f->g);
     }
     status_is(f, "running");
-    guest_stop(f);
-    assert_int_equal(atomic_load(&f->failures), 0);
-    assert_int_equal(atomic_load(&f->mismatches), 0);
-    assert_true(atomic_load(&f->accesses) >= CYCLES);
+    rsdm_sim_guest_stop(&f->g);
+    assert_int_equal(atomic_load(&f->g.failures), 0);
+    assert_int_equal(atomic_load(&f->g.mismatches), 0);
+    assert_true(atomic_load(&f->g.accesses) >= CYCLES);
     assert_int_equal(hv_null_hits_total(f->sim.dom), 0);
     printf("%s: %d stop/cont cycles over QMP, %lu guest accesses, 0 null-handler hits\n",
-           f->restricted ? "restricted" : "unrestricted", CYCLES, atomic_load(&f->accesses));
+           f->restricted ? "restricted" : "unrestricted", CYCLES, atomic_load(&f->g.accesses));
 }
 
 static void scr_write(fixture *f, uint8_t v)
 {
     uint64_t w = v;
-    assert_int_equal(xsim_pio(f->sim.d, 0, true, UART_SCR, 1, &w), 0);
+    assert_int_equal(xsim_pio(f->sim.d, 0, true, RSDM_SIM_UART_SCR, 1, &w), 0);
 }
 
 static uint8_t scr_read(fixture *f)
 {
     uint64_t r = 0;
-    assert_int_equal(xsim_pio(f->sim.d, 0, false, UART_SCR, 1, &r), 0);
+    assert_int_equal(xsim_pio(f->sim.d, 0, false, RSDM_SIM_UART_SCR, 1, &r), 0);
     return (uint8_t)r;
 }
 
@@ -220,7 +174,7 @@ static void test_save_restore(void **state)
         assert_int_equal(rsdm_sim_wait_value(&f->sim, f->sim.state, "running", 1000), 0);
     else   /* a restricted dm writes nothing in xenstore */
         assert_int_not_equal(rsdm_sim_wait_value(&f->sim, f->sim.state, "running", 200), 0);
-    assert_int_equal(pause_count(f->sim.dom), 0);
+    assert_int_equal(rsdm_sim_pause_count(&f->sim), 0);
 }
 
 static void *feed_pipe(void *arg)
