@@ -248,78 +248,78 @@ static int h_config(dm_args *a, const opt_spec *o, const char *opt, const char *
 
 static const opt_spec opts[] = {
     /* rsdm's own */
-    { "help", TRAD | QXEN, false, h_help, NULL, "print this help and exit", true },
-    { "version", TRAD | QXEN, false, h_version, NULL, "print the version and exit", true },
-    { "log-level", TRAD | QXEN, true, h_log_level, "LEVEL", "error, warning, info (default) or debug", true },
-    { "save-dir", TRAD | QXEN, true, h_save_dir, "DIR", "where the traditional `save` writes qemu-save.<domid>", true },
-    { "config", TRAD | QXEN, true, h_config, "FILE", "rsdm's config file (docs/rsdm-config.md)", true },
+    { "help", TRAD | QXEN, false, h_help, NULL, "print this help and exit", true, NULL },
+    { "version", TRAD | QXEN, false, h_version, NULL, "print the version and exit", true, NULL },
+    { "log-level", TRAD | QXEN, true, h_log_level, "LEVEL", "error, warning, info (default) or debug", true, NULL },
+    { "save-dir", TRAD | QXEN, true, h_save_dir, "DIR", "where the traditional `save` writes qemu-save.<domid>", true, NULL },
+    { "config", TRAD | QXEN, true, h_config, "FILE", "rsdm's config file (docs/rsdm-config.md)", true, NULL },
     /* traditional dialect, served */
-    { "d", TRAD, true, dm_args_h_domid, "DOMID", "the guest's domain id (required)", false },
-    { "domid", TRAD, true, dm_args_h_domid, "DOMID", "same as -d", false },
-    { "xen-domid", TRAD | QXEN, true, dm_args_h_domid, "DOMID", "the guest's domain id (required in the qemu-xen line)", false },
-    { "domain-name", TRAD, true, h_name, "NAME", "the guest's name, for logs", false },
-    { "name", TRAD | QXEN, true, h_name, "NAME", "same as -domain-name", false },
-    { "serial", TRAD | QXEN, true, h_serial, "DEV", "COM1..4: pty, file:PATH, unix:PATH[,server][,nowait], null, stdio", false },
-    { "loadvm", TRAD, true, h_loadvm, "FILE", "restore device state from FILE before starting", false },
-    { "M", TRAD, true, h_machine, "MACHINE", "xenfv", false },
-    { "vcpus", TRAD, true, h_vcpus, "N", "maximum vCPUs (1-128)", false },
-    { "vcpu_avail", TRAD, true, h_vcpu_avail, "0xBITMAP", "vCPUs online at start", false },
-    { "m", TRAD, true, h_ram, "MB", "guest memory in MiB", false },
-    { "acpi", TRAD, false, h_acpi, NULL, "ACPI power management (PIIX4 PM)", false },
-    { "net", TRAD | QXEN, true, h_net, "none", "none; NIC models are ignored (no emulated NIC)", false },
+    { "d", TRAD, true, dm_args_h_domid, "DOMID", "the guest's domain id (required)", false, NULL },
+    { "domid", TRAD, true, dm_args_h_domid, "DOMID", "same as -d", false, NULL },
+    { "xen-domid", TRAD | QXEN, true, dm_args_h_domid, "DOMID", "the guest's domain id (required in the qemu-xen line)", false, NULL },
+    { "domain-name", TRAD, true, h_name, "NAME", "the guest's name, for logs", false, NULL },
+    { "name", TRAD | QXEN, true, h_name, "NAME", "same as -domain-name", false, NULL },
+    { "serial", TRAD | QXEN, true, h_serial, "DEV", "COM1..4: pty, file:PATH, unix:PATH[,server][,nowait], null, stdio", false, NULL },
+    { "loadvm", TRAD, true, h_loadvm, "FILE", "restore device state from FILE before starting", false, NULL },
+    { "M", TRAD, true, h_machine, "MACHINE", "xenfv", false, NULL },
+    { "vcpus", TRAD, true, h_vcpus, "N", "maximum vCPUs (1-128)", false, NULL },
+    { "vcpu_avail", TRAD, true, h_vcpu_avail, "0xBITMAP", "vCPUs online at start", false, NULL },
+    { "m", TRAD, true, h_ram, "MB", "guest memory in MiB", false, NULL },
+    { "acpi", TRAD, false, h_acpi, NULL, "ACPI power management (PIIX4 PM)", false, NULL },
+    { "net", TRAD | QXEN, true, h_net, "none", "none; NIC models are ignored (no emulated NIC)", false, NULL },
     /* qemu-xen dialect, served (dm_args_qemu.c) */
-    { "chardev", QXEN, true, dm_argq_chardev, "socket,id=ID,path=P|fd=N,server=on,wait=off", "a QMP socket for -mon (other backends: ignored)", false },
-    { "mon", QXEN, true, dm_argq_mon, "chardev=ID,mode=control", "serve QMP on that socket", false },
-    { "qmp", QXEN, true, dm_argq_qmp, "unix:PATH,server,nowait", "serve QMP on a Unix socket (xenopsd)", false },
-    { "S", QXEN, false, dm_argq_flag, NULL, "start in prelaunch; `cont` starts the guest", false },
-    { "incoming", QXEN, true, dm_argq_incoming, "fd:N", "load the device state from fd N (read to its end) before starting", false },
-    { "machine", QXEN, true, dm_argq_machine, "xenfv[,...]|none", "xenfv; none = libxl's capability probe (QMP only)", false },
-    { "M", QXEN, true, dm_argq_machine, "xenfv[,...]|none", "same as -machine", false },
-    { "m", QXEN, true, dm_argq_memory, "[size=]MB", "guest memory (MiB, or with M/G)", false },
-    { "smp", QXEN, true, dm_argq_smp, "N[,maxcpus=M]", "vCPUs (the dm serves maxcpus)", false },
-    { "no-acpi", QXEN, false, dm_argq_flag, NULL, "no ACPI power management", false },
-    { "no-shutdown", QXEN, false, dm_argq_flag, NULL, "a guest shutdown pauses instead of exiting", false },
-    { "drive", QXEN, true, dm_argq_drive, "file=P,if=ide|none,...", "a disk (index=, media=, format=raw, cache=, rerror=, werror=, readonly=, id=)", false },
-    { "device", QXEN, true, dm_argq_device, "DRIVER,...", "ahci,id=ID; ide-hd,bus=ID.N|ide.N,drive=ID; display/USB/sound/NIC devices ignored", false },
-    { "xen-domid-restrict", QXEN, false, dm_argq_flag, NULL, "after start-up: xentoolcore_restrict_all, no xenctrl/xenstore", false },
-    { "runas", QXEN, true, dm_argq_runas, "USER[:GROUP]|UID:GID", "drop privileges after start-up", false },
-    { "chroot", QXEN, true, dm_argq_chroot, "DIR", "chroot after start-up", false },
-    { "run-with", QXEN, true, dm_argq_run_with, "chroot=DIR,user=USER", "same as -chroot and -runas", false },
-    { "nodefaults", QXEN, false, h_ignore, NULL, NULL, false },
-    { "no-user-config", QXEN, false, h_ignore, NULL, NULL, false },
-    { "xen-attach", QXEN, false, dm_argq_refuse, NULL, "refused: PV/PVH backends are not served", false },
-    { "kernel", QXEN, true, dm_argq_refuse, "FILE", "refused: no direct kernel boot", false },
-    { "initrd", QXEN, true, dm_argq_refuse, "FILE", "refused: no direct kernel boot", false },
-    { "append", QXEN, true, dm_argq_refuse, "CMDLINE", "refused: no direct kernel boot", false },
+    { "chardev", QXEN, true, dm_argq_chardev, "socket,id=ID,path=P|fd=N,server=on,wait=off", "a QMP socket for -mon (other backends: ignored)", false, "backend,id,path,fd,server,wait" },
+    { "mon", QXEN, true, dm_argq_mon, "chardev=ID,mode=control", "serve QMP on that socket", false, "chardev,mode,pretty" },
+    { "qmp", QXEN, true, dm_argq_qmp, "unix:PATH,server,nowait", "serve QMP on a Unix socket (xenopsd)", false, NULL },
+    { "S", QXEN, false, dm_argq_flag, NULL, "start in prelaunch; `cont` starts the guest", false, NULL },
+    { "incoming", QXEN, true, dm_argq_incoming, "fd:N", "load the device state from fd N (read to its end) before starting", false, NULL },
+    { "machine", QXEN, true, dm_argq_machine, "xenfv[,...]|none", "xenfv; none = libxl's capability probe (QMP only)", false, "type,accel,suppress-vmdesc,max-ram-below-4g,igd-passthru" },
+    { "M", QXEN, true, dm_argq_machine, "xenfv[,...]|none", "same as -machine", false, NULL },
+    { "m", QXEN, true, dm_argq_memory, "[size=]MB", "guest memory (MiB, or with M/G)", false, "size,slots,maxmem" },
+    { "smp", QXEN, true, dm_argq_smp, "N[,maxcpus=M]", "vCPUs (the dm serves maxcpus)", false, "cpus,maxcpus,sockets,cores,threads" },
+    { "no-acpi", QXEN, false, dm_argq_flag, NULL, "no ACPI power management", false, NULL },
+    { "no-shutdown", QXEN, false, dm_argq_flag, NULL, "a guest shutdown pauses instead of exiting", false, NULL },
+    { "drive", QXEN, true, dm_argq_drive, "file=P,if=ide|none,...", "a disk (index=, media=, format=raw, cache=, rerror=, werror=, readonly=, id=)", false, "file,if,index,bus,unit,media,format,cache,rerror,werror,readonly,id,aio,discard,detect-zeroes,serial,snapshot" },
+    { "device", QXEN, true, dm_argq_device, "DRIVER,...", "ahci,id=ID; ide-hd,bus=ID.N|ide.N,drive=ID; display/USB/sound/NIC devices ignored", false, "driver,id,drive,bus,unit,addr" },
+    { "xen-domid-restrict", QXEN, false, dm_argq_flag, NULL, "after start-up: xentoolcore_restrict_all, no xenctrl/xenstore", false, NULL },
+    { "runas", QXEN, true, dm_argq_runas, "USER[:GROUP]|UID:GID", "drop privileges after start-up", false, NULL },
+    { "chroot", QXEN, true, dm_argq_chroot, "DIR", "chroot after start-up", false, NULL },
+    { "run-with", QXEN, true, dm_argq_run_with, "chroot=DIR,user=USER", "same as -chroot and -runas", false, "chroot,user,async-teardown" },
+    { "nodefaults", QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "no-user-config", QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "xen-attach", QXEN, false, dm_argq_refuse, NULL, "refused: PV/PVH backends are not served", false, NULL },
+    { "kernel", QXEN, true, dm_argq_refuse, "FILE", "refused: no direct kernel boot", false, NULL },
+    { "initrd", QXEN, true, dm_argq_refuse, "FILE", "refused: no direct kernel boot", false, NULL },
+    { "append", QXEN, true, dm_argq_refuse, "CMDLINE", "refused: no direct kernel boot", false, NULL },
     /* accepted and ignored (both dialects unless marked) */
-    { "monitor", TRAD, true, h_ignore, "DEV", NULL, false },
-    { "vnc", TRAD | QXEN, true, h_ignore, "DISPLAY", NULL, false },
-    { "vncunused", TRAD, false, h_ignore, NULL, NULL, false },
-    { "vncviewer", TRAD, false, h_ignore, NULL, NULL, false },
-    { "nographic", TRAD | QXEN, false, h_ignore, NULL, NULL, false },
-    { "display", QXEN, true, h_ignore, "TYPE", NULL, false },
-    { "spice", QXEN, true, h_ignore, "OPTS", NULL, false },
-    { "sdl", TRAD, false, h_ignore, NULL, NULL, false },
-    { "disable-opengl", TRAD, false, h_ignore, NULL, NULL, false },
-    { "full-screen", TRAD, false, h_ignore, NULL, NULL, false },
-    { "k", TRAD | QXEN, true, h_ignore, "KEYMAP", NULL, false },
-    { "videoram", TRAD, true, h_ignore_uint, "MB", NULL, false },
-    { "std-vga", TRAD, false, h_ignore, NULL, NULL, false },
-    { "vga", TRAD | QXEN, true, h_ignore, "TYPE", NULL, false },
-    { "boot", TRAD | QXEN, true, h_ignore, "ORDER", NULL, false },
-    { "usb", TRAD | QXEN, false, h_ignore, NULL, NULL, false },
-    { "usbdevice", TRAD | QXEN, true, h_ignore, "DEV", NULL, false },
-    { "soundhw", TRAD | QXEN, true, h_ignore, "HW", NULL, false },
-    { "audiodev", QXEN, true, h_ignore, "OPTS", NULL, false },
-    { "netdev", QXEN, true, h_ignore, "OPTS", NULL, false },
-    { "gfx_passthru", TRAD, false, h_ignore, NULL, NULL, false },
-    { "direct_pci", TRAD, true, h_ignore, "BDFS", NULL, false },
-    { "parallel", TRAD | QXEN, true, h_ignore, "DEV", NULL, false },
-    { "localtime", TRAD, false, h_ignore, NULL, NULL, false },
-    { "pidfile", TRAD | QXEN, true, h_ignore, "FILE", NULL, false },
-    { "global", QXEN, true, h_ignore, "DRIVER.PROP=VALUE", NULL, false },
-    { "trace", QXEN, true, h_ignore, "OPTS", NULL, false },
-    { "sandbox", QXEN, true, h_ignore, "OPTS", NULL, false },
+    { "monitor", TRAD, true, h_ignore, "DEV", NULL, false, NULL },
+    { "vnc", TRAD | QXEN, true, h_ignore, "DISPLAY", NULL, false, NULL },
+    { "vncunused", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "vncviewer", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "nographic", TRAD | QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "display", QXEN, true, h_ignore, "TYPE", NULL, false, NULL },
+    { "spice", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "sdl", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "disable-opengl", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "full-screen", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "k", TRAD | QXEN, true, h_ignore, "KEYMAP", NULL, false, NULL },
+    { "videoram", TRAD, true, h_ignore_uint, "MB", NULL, false, NULL },
+    { "std-vga", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "vga", TRAD | QXEN, true, h_ignore, "TYPE", NULL, false, NULL },
+    { "boot", TRAD | QXEN, true, h_ignore, "ORDER", NULL, false, NULL },
+    { "usb", TRAD | QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "usbdevice", TRAD | QXEN, true, h_ignore, "DEV", NULL, false, NULL },
+    { "soundhw", TRAD | QXEN, true, h_ignore, "HW", NULL, false, NULL },
+    { "audiodev", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "netdev", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "gfx_passthru", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "direct_pci", TRAD, true, h_ignore, "BDFS", NULL, false, NULL },
+    { "parallel", TRAD | QXEN, true, h_ignore, "DEV", NULL, false, NULL },
+    { "localtime", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "pidfile", TRAD | QXEN, true, h_ignore, "FILE", NULL, false, NULL },
+    { "global", QXEN, true, h_ignore, "DRIVER.PROP=VALUE", NULL, false, NULL },
+    { "trace", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "sandbox", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -555,6 +555,24 @@ void dm_args_usage(FILE *out, const char *prog)
     usage_ignored(out, TRAD);
     fprintf(out, "qemu-xen:\n");
     usage_ignored(out, QXEN);
+}
+
+size_t dm_args_qemu_options(dm_args_option *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (!(opts[i].dialects & QXEN) || opts[i].own || opts[i].handle == dm_argq_refuse)
+            continue;
+        bool dup = false;               /* -M and -machine: one entry each name */
+        for (size_t k = 0; k < i; k++)
+            dup |= (opts[k].dialects & QXEN) && !strcmp(opts[k].name, opts[i].name);
+        if (dup)
+            continue;
+        if (n < max)
+            out[n] = (dm_args_option){ opts[i].name, opts[i].params };
+        n++;
+    }
+    return n;
 }
 
 void dm_args_log_ignored(const dm_args *a)

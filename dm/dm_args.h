@@ -125,6 +125,16 @@ int dm_args_parse(dm_args *a, int argc, char *const argv[], char *err, size_t er
 /* The help text: every option, served ones first. */
 void dm_args_usage(FILE *out, const char *prog);
 
+/* The qemu-xen options rsdm accepts, for QMP query-command-line-options
+ * (libxl 4.20's probe looks for run-with and its chroot and user): name
+ * and QEMU parameter names ("a,b", NULL when none).  Fills up to max and
+ * returns how many exist. */
+typedef struct dm_args_option {
+    const char *name;
+    const char *params;
+} dm_args_option;
+size_t dm_args_qemu_options(dm_args_option *out, size_t max);
+
 /* One log line listing the options accepted but not served, if any. */
 void dm_args_log_ignored(const dm_args *a);
 

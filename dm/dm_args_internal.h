@@ -22,6 +22,8 @@ struct dm_opt_spec {
     const char *arg_name;            /* for --help */
     const char *help;                /* NULL: ignored, listed apart */
     bool own;                        /* rsdm's own option, shown as --name */
+    const char *params;              /* QEMU parameter names ("a,b,c") for
+                                      * query-command-line-options, or NULL */
 };
 
 /* A decimal number in [min, max], nothing else (no sign, no spaces). */

@@ -286,6 +286,18 @@ static void test_introspection(void **state)
     r = run(f, "query-command-line-options", "{\"option\":\"machine\"}", NULL);
     assert_int_equal(json_array_size(r), 1);
     json_decref(r);
+    /* libxl 4.20's probe: run-with with its chroot and user parameters. */
+    r = run(f, "query-command-line-options", "{\"option\":\"run-with\"}", NULL);
+    json_t *params = json_object_get(json_array_get(r, 0), "parameters");
+    assert_int_equal(json_array_size(params), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 0), "name")),
+                        "chroot");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 1), "name")),
+                        "user");
+    json_decref(r);
+    r = run(f, "query-command-line-options", NULL, NULL);
+    assert_true(json_array_size(r) > 20);      /* every qemu-xen option, once */
+    json_decref(r);
     fails(f, "query-command-line-options", "{\"option\":\"nope\"}", "Invalid parameter 'option'");
     ok(f, "query-migratable", NULL);
     json_t *a = json_object();
