@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -848,6 +849,28 @@ static int suspend_libxl(unsigned domid, int fd)
                     json_pack("{s:s,s:b}", "filename", fn, "live", 0), -1, NULL, -1);
 }
 
+/* after_suspend_image: SIGTERM, and SIGKILL if the dm survives the bound.
+ * The dm is not our child (xl create exited): its exit is awaited on a
+ * pidfd. */
+static int stop_dm(pid_t pid)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0)
+        return errno == ESRCH ? 0 : fail("pidfd_open(%ld): %s", (long)pid, strerror(errno));
+    int rc = 0;
+    if (kill(pid, SIGTERM) < 0 && errno != ESRCH) {
+        rc = fail("SIGTERM to the device model %ld: %s", (long)pid, strerror(errno));
+    } else {
+        struct pollfd p = { pfd, POLLIN, 0 };
+        if (poll(&p, 1, bounded(DM_START_TIMEOUT) * 1000) <= 0) {
+            fprintf(stderr, "xenopsd: device model %ld survived SIGTERM; SIGKILL\n", (long)pid);
+            kill(pid, SIGKILL);
+        }
+    }
+    close(pfd);
+    return rc;
+}
+
 /* Qemu_upstream_compat.Dm.suspend: add-fd (fd first, alone), stop,
  * xen-save-devices-state without live, remove-fd; then emu-manager's
  * dirty log off and after_suspend_image's SIGTERM. */
@@ -869,8 +892,8 @@ static int suspend_xenopsd(unsigned domid, int fd)
     char *pid = xsread("/local/domain", domid, "image/device-model-pid");
     long v = pid ? strtol(pid, NULL, 10) : 0;
     free(pid);
-    if (v > 1 && kill((pid_t)v, SIGTERM) < 0 && errno != ESRCH)
-        return fail("SIGTERM to the device model %ld: %s", v, strerror(errno));
+    if (v > 1 && stop_dm((pid_t)v) < 0)
+        return -1;
     char p[64];
     snprintf(p, sizeof(p), "/libxl/%u/xensim-dm-stopped", domid);
     return xswrite(p, "1");
