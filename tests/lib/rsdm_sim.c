@@ -124,7 +124,9 @@ static int spawn_traditional(rsdm_sim *s)
     char rsdm[4200], domarg[16];
     snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
     snprintf(domarg, sizeof(domarg), "%u", s->dom);
-    char *dmargv[] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning", NULL };
+    /* --save-dir: the traditional `save` writes qemu-save.<domid> here. */
+    char *dmargv[] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
+                       "--save-dir", s->dir, NULL };
     s->dm = spawn(dmargv, s->log);
     if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
         fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", s->log);
