@@ -256,7 +256,7 @@ static const opt_spec opts[] = {
     /* traditional dialect, served */
     { "d", TRAD, true, dm_args_h_domid, "DOMID", "the guest's domain id (required)", false, NULL },
     { "domid", TRAD, true, dm_args_h_domid, "DOMID", "same as -d", false, NULL },
-    { "xen-domid", TRAD | QXEN, true, dm_args_h_domid, "DOMID", "the guest's domain id (required in the qemu-xen line)", false, NULL },
+    { "xen-domid", QXEN, true, dm_args_h_domid, "DOMID", "the guest's domain id (required)", false, NULL },
     { "domain-name", TRAD, true, h_name, "NAME", "the guest's name, for logs", false, NULL },
     { "name", TRAD | QXEN, true, h_name, "NAME", "same as -domain-name", false, NULL },
     { "serial", TRAD | QXEN, true, h_serial, "DEV", "COM1..4: pty, file:PATH, unix:PATH[,server][,nowait], null, stdio", false, NULL },
