@@ -246,6 +246,68 @@ static void test_bad_incoming_refused(void **state)
     assert_int_equal(rsdm_sim_spawn_qmp(&f->sim, f->restricted, -1), 0);
 }
 
+/* Event names seen on one connection, in order. */
+typedef struct seen {
+    char names[32][32];
+    int n;
+    long long rtc_offset;
+} seen;
+
+static void on_event(void *opaque, json_t *ev)
+{
+    seen *s = opaque;
+    const char *name = json_string_value(json_object_get(ev, "event"));
+    if (name && s->n < 32)
+        snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", name);
+    if (name && !strcmp(name, "RTC_CHANGE"))
+        s->rtc_offset = json_integer_value(json_object_get(json_object_get(ev, "data"), "offset"));
+    json_decref(ev);
+}
+
+/* Pumps c until `name` has been seen (bounded). */
+static void wait_event(xlq *c, seen *s, const char *name)
+{
+    for (int rounds = 0; rounds < 100; rounds++) {
+        for (int i = 0; i < s->n; i++)
+            if (!strcmp(s->names[i], name))
+                return;
+        if (xlq_pump(c, 100) < 0)
+            fail_msg("monitor connection closed while waiting for %s", name);
+    }
+    fail_msg("no %s event within 10 s", name);
+}
+
+/* Two persistent connections (as xenopsd's event socket and a libxenstat
+ * client) see the events that a third, libxl-style one causes, and those
+ * the guest and Xen cause. */
+static void test_events_reach_every_client(void **state)
+{
+    fixture *f = *state;
+    seen sa = { .n = 0 }, sb = { .n = 0 };
+    xlq *a = rsdm_sim_qmp(&f->sim), *b = rsdm_sim_qmp(&f->sim);
+    assert_non_null(a);
+    assert_non_null(b);
+    xlq_set_event_fn(a, on_event, &sa);
+    xlq_set_event_fn(b, on_event, &sb);
+    qmp_ok(f, "stop", NULL, -1, NULL);
+    qmp_ok(f, "cont", NULL, -1, NULL);
+    qmp_ok(f, "system_powerdown", NULL, -1, NULL);
+    assert_int_equal(hv_send_timeoffset(f->sim.dom, 3600), 0);
+    xlq *conns[2] = { a, b };
+    seen *ss[2] = { &sa, &sb };
+    for (int k = 0; k < 2; k++) {
+        wait_event(conns[k], ss[k], "STOP");
+        wait_event(conns[k], ss[k], "RESUME");
+        wait_event(conns[k], ss[k], "POWERDOWN");
+        wait_event(conns[k], ss[k], "RTC_CHANGE");
+        assert_int_equal(ss[k]->rtc_offset, 3600);
+        assert_string_equal(ss[k]->names[0], "STOP");
+        assert_string_equal(ss[k]->names[1], "RESUME");
+    }
+    xlq_close(a);
+    xlq_close(b);
+}
+
 #define BOTH(t)                                                                                \
     cmocka_unit_test_setup_teardown(t, setup_plain, teardown),                                \
         cmocka_unit_test_setup_teardown(t, setup_restricted, teardown)
@@ -254,6 +316,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_stop_cont_cycles),
+        BOTH(test_events_reach_every_client),
         BOTH(test_save_restore),
         BOTH(test_live_migrate_through_pipe),
         BOTH(test_bad_incoming_refused),
