@@ -89,12 +89,15 @@ typedef struct dm_blk_opts {
  */
 dm_blk *dm_blk_open(dm_loop *loop, const dm_blk_opts *opts, char *err, size_t errlen);
 /* Waits for every request in flight (their callbacks are NOT called),
- * stops the workers, releases the lock and closes the image. */
+ * stops the workers, releases the lock and closes the image.  Before
+ * dm_loop_free: the backend's dm_event belongs to the loop. */
 void dm_blk_close(dm_blk *b);
 
 const char *dm_blk_name(const dm_blk *b);
 uint64_t dm_blk_sectors(const dm_blk *b);
 bool dm_blk_read_only(const dm_blk *b);
+/* cache=none got O_DIRECT (false: the page cache, also after a fallback). */
+bool dm_blk_direct(const dm_blk *b);
 
 /* The callback: ret is 0 or -errno; runs in the main loop. */
 typedef void (*dm_blk_done_fn)(void *opaque, int ret);
@@ -142,5 +145,17 @@ typedef struct dm_blk_stats {
     uint64_t out_of_order;                    /* completed before an older request */
 } dm_blk_stats;
 void dm_blk_get_stats(const dm_blk *b, dm_blk_stats *out);
+
+/*
+ * Injection (syntax in docs/block.md): `rules` replaces the backend's rule
+ * set (NULL or "" clears it); a bad rule is -EINVAL with err naming the rule
+ * and the reason, and the old set stays.  Replacing or clearing the set cuts
+ * short every injected delay in progress (the request then goes on: its
+ * injected errno, if any, else its I/O).
+ */
+int dm_blk_inject_set(dm_blk *b, const char *rules, char *err, size_t errlen);
+void dm_blk_inject_clear(dm_blk *b);
+/* Only checks the syntax (the config parser uses it).  [any] */
+int dm_blk_inject_check(const char *rules, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include "dm_config.h"
 
+#include "blk.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -180,6 +182,21 @@ static int top_key(parser *p, const char *key, const char *val)
                 "go in a [disk NAME] section)", key);
 }
 
+/* `inject` may be given several times: the rules add up. */
+static int add_inject(parser *p, const char *val)
+{
+    char why[256];
+    if (dm_blk_inject_check(val, why, sizeof(why)) < 0)
+        return fail(p, "%s", why);
+    char *dst = p->disk->inject;
+    size_t used = strlen(dst), need = strlen(val) + (used ? 2 : 0);
+    if (used + need >= sizeof(p->disk->inject))
+        return fail(p, "the inject rules of [disk %s] add up to more than %zu bytes",
+                    p->disk->name, sizeof(p->disk->inject) - 1);
+    snprintf(dst + used, sizeof(p->disk->inject) - used, "%s%s", used ? "; " : "", val);
+    return 0;
+}
+
 static int disk_key(parser *p, const char *key, const char *val)
 {
     int v;
@@ -205,7 +222,9 @@ static int disk_key(parser *p, const char *key, const char *val)
         p->disk->cache = (dm_cache_mode)v;
         return 0;
     }
-    return fail(p, "unknown key '%s' in [disk %s] (known: rerror, werror, cache)", key,
+    if (strcmp(key, "inject") == 0)
+        return add_inject(p, val);
+    return fail(p, "unknown key '%s' in [disk %s] (known: rerror, werror, cache, inject)", key,
                 p->disk->name);
 }
 

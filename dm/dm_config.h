@@ -2,7 +2,7 @@
  * rsdm's config file (`--config FILE`, format in docs/rsdm-config.md):
  * `key = value` lines, `#` comment lines, and one `[disk NAME]` section per
  * disk for what libxl cannot pass to a traditional device model — the
- * rerror/werror policies and the cache mode.
+ * rerror/werror policies and the cache mode — and for fault injection.
  *
  *   log-level = info
  *   save-dir = /var/lib/xen
@@ -26,6 +26,7 @@
 #define DM_CONFIG_MAX_DISKS 16
 #define DM_CONFIG_MAX_SIZE (64 * 1024)
 #define DM_CONFIG_MAX_LINE 1024
+#define DM_CONFIG_MAX_INJECT 1024
 
 /* QEMU's BlockdevOnError values (werror=enospc stops only on ENOSPC). */
 typedef enum dm_err_action {
@@ -46,6 +47,8 @@ typedef struct dm_config_disk {
     dm_err_action rerror;         /* default report (QEMU) */
     dm_err_action werror;         /* default enospc (QEMU) */
     dm_cache_mode cache;          /* default writeback (what libxl asks of qemu-xen) */
+    char inject[DM_CONFIG_MAX_INJECT]; /* injection rules (docs/block.md), "" for none;
+                                   * several `inject` lines are joined with "; " */
     unsigned line;                /* where the section starts */
 } dm_config_disk;
 

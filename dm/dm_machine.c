@@ -181,16 +181,43 @@ static void log_from_runstate(void *opaque, rs_log_level level, const char *msg)
     dm_log((dm_log_level)level, "%s", msg);
 }
 
-/* A guest or host reset on Xen is the toolstack's job: tell Xen and let it
- * rebuild the domain (reference qemu-runstate.md §7.3). */
+/* A host reset on Xen is the toolstack's job: tell Xen and let it rebuild
+ * the domain (reference qemu-runstate.md §7.3).  A guest reset is told to
+ * Xen by the platform devices before the triggering access is answered, so
+ * it is not told twice. */
 static void reset_hook(void *opaque, rs_cause cause)
 {
     dm_machine *m = opaque;
-    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET)
+    if (cause == RS_CAUSE_NONE || cause == RS_CAUSE_SUBSYSTEM_RESET ||
+        cause == RS_CAUSE_GUEST_RESET)
         return;
     dm_info("reset (%s): asking Xen to reboot the domain", rs_cause_name(cause));
     if (xendevicemodel_shutdown(m->xen.dmod, m->xen.domid, SHUTDOWN_reboot) < 0)
         dm_err("xendevicemodel_shutdown(reboot) failed: %s", strerror(errno));
+}
+
+/* Xen's IOREQ_TYPE_TIMEOFFSET: the guest moved its RTC.  The traditional
+ * dialect keeps the offset at /vm/<uuid>/rtc/timeoffset, as qemu-traditional
+ * does, so the toolstack carries it across save/restore.  The uuid is read
+ * at each change (rare) rather than cached: the node may appear after
+ * start-up.  The qemu-xen dialect sends QMP RTC_CHANGE instead (xenopsd
+ * records the offset itself from its event connection). */
+static void on_rtc_change(void *opaque, int64_t offset)
+{
+    dm_machine *m = opaque;
+    if (m->qmp) {
+        dm_qmp_event(m->qmp, "RTC_CHANGE", json_pack("{s:I}", "offset", (json_int_t)offset));
+        return;
+    }
+    char uuid[40];
+    if (!m->xsc || !xsc_is_connected(m->xsc))
+        return;
+    if (xsc_read_vm_uuid(m->xsc, uuid, sizeof(uuid)) < 0) {
+        dm_warn("RTC offset %lld s not recorded: no usable VM uuid", (long long)offset);
+        return;
+    }
+    if (xsc_publish_rtc_timeoffset(m->xsc, uuid, offset) == 0)
+        dm_debug("RTC offset %lld s recorded for VM %s", (long long)offset, uuid);
 }
 
 /* ------------------------------------------------------------ loop glue */
@@ -315,12 +342,6 @@ static int qmp_dirty_log(void *opaque, bool enable, char *why, size_t why_len)
     return set_logdirty(opaque, enable, why, why_len);
 }
 
-static void on_rtc_change(void *opaque, int64_t offset)
-{
-    dm_machine *m = opaque;
-    if (m->qmp)
-        dm_qmp_event(m->qmp, "RTC_CHANGE", json_pack("{s:I}", "offset", (json_int_t)offset));
-}
 
 /* -------------------------------------------------------------- start-up */
 
@@ -538,10 +559,10 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
                                                .be = dm_platform_xen_backend(),
                                                .be_opaque = &m->xen,
                                                .disable_pf = m->xsc && xsc_disable_pf(m->xsc),
-                                               .on_rtc_change = qxen ? on_rtc_change : NULL,
-                                               .rtc_opaque = m,
                                                /* Xen's pmtimer shadows it; xensim has none */
-                                               .pm1_evt = true },
+                                               .pm1_evt = true,
+                                               .on_rtc_change = on_rtc_change,
+                                               .rtc_opaque = m },
                           &m->plat, why, sizeof(why)));
     /* qemu-xen: libxl copies the pty from query-chardev itself. */
     if (!qxen && m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)

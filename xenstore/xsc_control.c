@@ -998,3 +998,43 @@ int xsc_publish_rtc_timeoffset(xsc *x, const char *uuid, long long offset)
     snprintf(val, sizeof(val), "%lld", offset);
     return put_str(x, path, val);
 }
+
+int xsc_read_vm_uuid(xsc *x, char *uuid, size_t len)
+{
+    char path[XSC_PATH_LEN], why[300];
+    unsigned vlen = 0;
+
+    if (!x || !uuid || len < 37)
+        return -EINVAL;
+    int rc = xsc_path_fmt(path, sizeof(path), "%s/vm", x->paths.guest_home);
+    if (rc < 0)
+        return rc;
+    char *v = xs_read(H(x), XBT_NULL, path, &vlen);
+    if (!v) {
+        int err = errno ? errno : EIO;
+        if (err != ENOENT)
+            xsc_logf(&x->log, RS_LOG_WARNING, "cannot read %s: %s", path, strerror(err));
+        return -err;
+    }
+    unsigned np = 0;
+    struct xs_permissions *perms = xs_get_permissions(H(x), XBT_NULL, path, &np);
+    bool safe = perms && xsc_perms_safe(perms, np, x->paths.dm_domid, why, sizeof(why));
+    if (!perms)
+        snprintf(why, sizeof(why), "its permissions cannot be read: %s", strerror(errno));
+    free(perms);
+    if (!safe) {
+        xsc_logf(&x->log, RS_LOG_ERROR, "not using the VM uuid in %s: it %s", path, why);
+        free(v);
+        return -EACCES;
+    }
+    /* "/vm/" + 36 characters, nothing else (no NUL inside, no suffix). */
+    if (vlen != 40 || memchr(v, '\0', vlen) || strncmp(v, "/vm/", 4) != 0 ||
+        !xsc_uuid_valid(v + 4)) {
+        xsc_logf(&x->log, RS_LOG_ERROR, "%s is not /vm/<uuid>: not using it", path);
+        free(v);
+        return -EINVAL;
+    }
+    memcpy(uuid, v + 4, 37);
+    free(v);
+    return 0;
+}

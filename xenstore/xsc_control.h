@@ -149,6 +149,14 @@ int xsc_publish_serial_tty(xsc *x, const char *pty_path);
  * malformed uuid, -ENOTCONN while disconnected, or -errno. */
 int xsc_publish_rtc_timeoffset(xsc *x, const char *uuid, long long offset);
 
+/* The guest's VM uuid from /local/domain/<domid>/vm ("/vm/<uuid>", written
+ * by the toolstack).  The node sits in the guest's home, so it is trusted
+ * only when the dm's domain owns it and no other domain may write it: a
+ * guest that could point it elsewhere would make the dm write another VM's
+ * RTC offset.  0 with uuid filled, -ENOENT when absent, -EACCES when
+ * writable by someone else, -EINVAL when malformed (each logged). */
+int xsc_read_vm_uuid(xsc *x, char *uuid, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* The rule that keeps a command from running twice across a reconnect. */
 

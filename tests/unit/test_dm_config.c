@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "blk.h"
 #include "dm_config.h"
 
 static char err[512];
@@ -98,6 +99,11 @@ static void test_bad_lines(void **state)
         { "[disk hda]\nwerror = stop\nwerror = report\n", "rsdm.conf:3: werror is set twice in [disk hda]" },
         { "[disk hda]\n[disk hdb]\n[disk hda]\n", "rsdm.conf:3: disk hda is configured twice (first at line 1)" },
         { "[disk hda]\nlog-level = debug\n", "unknown key 'log-level' in [disk hda]" },
+        { "[disk hda]\ninject = op=write\n",
+          "rsdm.conf:2: injection rule 'op=write': does nothing" },
+        { "[disk hda]\ninject = op=read errno=EIO\ninject = op=wrte errno=EIO; delay=5ms\n",
+          "rsdm.conf:3: injection rule 'op=wrte errno=EIO': bad op 'wrte'" },
+        { "inject = errno=EIO\n", "rsdm.conf:1: unknown key 'inject' (the top level knows" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         dm_config c;
@@ -111,6 +117,73 @@ static void test_bad_lines(void **state)
         assert_int_equal(c.ndisks, 0);
         assert_false(c.has_log_level);
     }
+}
+
+/* `inject` may repeat; its rules add up, in order, up to a bound. */
+static void test_inject(void **state)
+{
+    (void)state;
+    dm_config c;
+    dm_config_init(&c);
+    assert_int_equal(parse(&c, "[disk hda]\n"
+                               "inject = op=write errno=ENOSPC sectors=0-2047 once\n"
+                               "werror = stop\n"
+                               "inject = op=flush errno=EIO; op=read delay=1000ms\n"
+                               "[disk sda]\n"),
+                     0);
+    dm_config_disk d = dm_config_disk_get(&c, "hda");
+    assert_string_equal(d.inject, "op=write errno=ENOSPC sectors=0-2047 once; "
+                                  "op=flush errno=EIO; op=read delay=1000ms");
+    assert_int_equal(d.werror, DM_ERR_STOP);
+    assert_int_equal(dm_blk_inject_check(d.inject, err, sizeof(err)), 0);
+    assert_string_equal(dm_config_disk_get(&c, "sda").inject, "");
+    assert_string_equal(dm_config_disk_get(&c, "hdb").inject, "");
+
+    /* Too many rules in total: refused at the line that overflows. */
+    char text[8192] = "[disk hda]\n";
+    unsigned lines = 1;
+    while (strlen(text) < 2 * DM_CONFIG_MAX_INJECT) {
+        strcat(text, "inject = op=read errno=EIO sectors=1000000-2000000 once\n");
+        lines++;
+    }
+    dm_config_init(&c);
+    assert_int_equal(parse(&c, text), -EINVAL);
+    assert_non_null(strstr(err, "inject rules of [disk hda] add up to more than"));
+    assert_int_equal(c.ndisks, 0);
+    assert_true(lines > 2);
+}
+
+/* Rules glued from random pieces (valid and broken): every answer is 0 or
+ * -EINVAL with a message, never a crash (the sanitizer builds check). */
+static void test_inject_random(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "op=", "read", "write", "flush", "any", "errno=", "EIO", "ENOSPC", "EBOGUS",
+        "sectors=", "0", "-", "7", "18446744073709551615", "99999999999999999999", "delay=",
+        "ms", "s", "once", "always", " ", " ", ";", "=", "\t", "x",
+    };
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    unsigned ok = 0, bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        char rules[1024] = "";     /* 32 pieces of at most 20 bytes */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned n = (unsigned)(seed >> 59) + 1;
+        for (unsigned k = 0; k < n; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            strcat(rules, pieces[(seed >> 33) % (sizeof(pieces) / sizeof(pieces[0]))]);
+        }
+        err[0] = 0;
+        int rc = dm_blk_inject_check(rules, err, sizeof(err));
+        if (rc == 0) {
+            ok++;
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_non_null(strstr(err, "injection rule '"));
+            bad++;
+        }
+    }
+    assert_true(ok > 0 && bad > 0);
 }
 
 static void test_binary_and_long_lines(void **state)
@@ -187,6 +260,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_bad_lines),
+        cmocka_unit_test(test_inject),
+        cmocka_unit_test(test_inject_random),
         cmocka_unit_test(test_binary_and_long_lines),
         cmocka_unit_test(test_load_file),
     };

@@ -24,6 +24,7 @@
 
 #include "../lib/xsim_emu.h"
 
+#include <xenguest.h>
 #include <xenstore.h>
 #include <xentoolcore.h>
 #include <xen/hvm/dm_op.h>
@@ -317,6 +318,55 @@ static void test_dirty_bitmap(void **state)
     hv_domain_destroy(dom);
 }
 
+/* Guest stores are dirty-logged by the hypervisor itself; they need running
+ * vCPUs; a suspend is cancelled by a resume, which tells a guest with PV
+ * drivers (callback IRQ) that its suspend was cancelled only when fast. */
+static void test_guest_write_resume(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1, false);
+    unsigned long bm[4096 / 64];
+    assert_int_equal(hv_guest_write(dom, 0x5000, "ab", 2), -EAGAIN);  /* paused */
+    assert_int_equal(hv_domain_unpause(dom), 0);
+    assert_int_equal(hv_logdirty_enable(dom, true), 0);
+    assert_int_equal(hv_guest_write(dom, 0x5fff, "ab", 2), 0);        /* spans 5, 6 */
+    assert_int_equal(hv_guest_write(dom, (16u << 20) - 1, "ab", 2), -EINVAL);
+    assert_int_equal(hv_logdirty_peek_clean(dom, bm, 4096), 2);
+    assert_true(bm[0] & (1ul << 5) && bm[0] & (1ul << 6));
+    struct hv_domain *d = hv_domain_get(dom);
+    uint8_t *ram = hv_domain_ram(d, NULL);
+    assert_memory_equal(ram + 0x5fff, "ab", 2);
+    hv_domain_put(d);
+
+    struct hv_domain_info i;
+    assert_int_equal(hv_domain_shutdown(dom, SHUTDOWN_suspend), 0);
+    assert_int_equal(hv_domain_wait(dom, HV_WAIT_SHUT_DOWN, 1000), 0);
+    assert_int_equal(hv_guest_write(dom, 0, "x", 1), -ESHUTDOWN);
+    assert_int_equal(hv_domain_resume(dom, true), 0);     /* no PV drivers */
+    assert_int_equal(hv_domain_info(dom, &i), 0);
+    assert_false(i.shutting_down || i.shut_down);
+    assert_int_equal(i.resumes, 1);
+    assert_int_equal(i.suspend_cancels, 0);
+    assert_int_equal(i.pause_count, 0);                   /* untouched */
+    assert_int_equal(hv_guest_write(dom, 0, "x", 1), 0);
+    assert_int_equal(hv_hvm_param_set(dom, HVM_PARAM_CALLBACK_IRQ, 1), 0);
+    assert_int_equal(hv_domain_shutdown(dom, SHUTDOWN_suspend), 0);
+    assert_int_equal(hv_domain_resume(dom, false), 0);
+    /* libxl's call, through the library */
+    assert_int_equal(hv_domain_shutdown(dom, SHUTDOWN_suspend), 0);
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+    assert_non_null(xch);
+    assert_int_equal(xc_domain_resume(xch, dom, 1), 0);
+    assert_int_equal(xc_domain_resume(xch, 9999, 1), -1);
+    assert_int_equal(errno, ESRCH);
+    xc_interface_close(xch);
+    assert_int_equal(hv_domain_info(dom, &i), 0);
+    assert_int_equal(i.resumes, 3);
+    assert_int_equal(i.suspend_cancels, 1);
+    assert_int_equal(hv_domain_resume(9999, true), -ESRCH);
+    hv_domain_destroy(dom);
+}
+
 static void test_foreign_map(void **state)
 {
     (void)state;
@@ -525,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause_nesting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_irq_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_bitmap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_write_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evtchn_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_under_emulator, setup, teardown),

@@ -182,6 +182,65 @@ static void test_s5_powers_off_and_dm_exits(void **state)
     f->dm = 0;
 }
 
+/* Give the guest a /vm/<uuid> as libxl does: `vm` owned by dom0 and only
+ * readable by the guest, unless `guest_writable`. */
+static void write_vm_node(fixture *f, const char *uuid, bool guest_writable)
+{
+    char path[128], val[64];
+    snprintf(path, sizeof(path), "/local/domain/%u/vm", f->dom);
+    snprintf(val, sizeof(val), "/vm/%s", uuid);
+    assert_true(xs_write(f->xs, XBT_NULL, path, val, (unsigned)strlen(val)));
+    struct xs_permissions perms[2] = {
+        { .id = 0, .perms = XS_PERM_NONE },
+        { .id = f->dom, .perms = guest_writable ? XS_PERM_WRITE : XS_PERM_READ },
+    };
+    assert_true(xs_set_permissions(f->xs, XBT_NULL, path, perms, 2));
+}
+
+/* Issue 8: IOREQ_TYPE_TIMEOFFSET lands in /vm/<uuid>/rtc/timeoffset. */
+static void test_rtc_change_recorded(void **state)
+{
+    fixture *f = *state;
+    const char *uuid = "4f2a6c1e-9b3d-4e55-8a77-0123456789ab";
+    char path[128];
+    write_vm_node(f, uuid, false);
+    snprintf(path, sizeof(path), "/vm/%s/rtc/timeoffset", uuid);
+    assert_int_equal(hv_send_timeoffset(f->dom, 3600), 0);
+    assert_int_equal(rsdm_sim_wait_value(f, path, "3600", WAIT_MS), 0);
+    /* Offsets accumulate, as the guest's RTC moves again. */
+    assert_int_equal(hv_send_timeoffset(f->dom, (uint64_t)-600), 0);
+    assert_int_equal(rsdm_sim_wait_value(f, path, "3000", WAIT_MS), 0);
+}
+
+/* A `vm` node the guest can write is not followed: the guest could aim it
+ * at another VM's record.  Once the next change (made with a safe node
+ * naming the guest's own VM) is recorded, the first one must have left the
+ * victim alone; the offset still accumulated inside rsdm (42 + 1). */
+static void test_rtc_change_untrusted_vm_node(void **state)
+{
+    fixture *f = *state;
+    const char *victim = "00000000-1111-2222-3333-444444444444";
+    const char *own = "4f2a6c1e-9b3d-4e55-8a77-0123456789ab";
+    char path[128];
+    write_vm_node(f, victim, true);
+    assert_int_equal(hv_send_timeoffset(f->dom, 42), 0);
+    /* A synchronous access is answered only after the buffered ring before
+     * it was drained (xen-ioreq.md §2.3): the first change is handled once
+     * this read returns, before the node is changed below. */
+    uint64_t v16 = 0;
+    assert_int_equal(xsim_pio(f->d, 0, false, 0x10, 2, &v16), 0);
+    assert_int_equal(v16, 0x49d2);
+    write_vm_node(f, own, false);
+    assert_int_equal(hv_send_timeoffset(f->dom, 1), 0);
+    snprintf(path, sizeof(path), "/vm/%s/rtc/timeoffset", own);
+    assert_int_equal(rsdm_sim_wait_value(f, path, "43", WAIT_MS), 0);
+    snprintf(path, sizeof(path), "/vm/%s/rtc/timeoffset", victim);
+    unsigned len = 0;
+    char *v = xs_read(f->xs, XBT_NULL, path, &len);
+    assert_null(v);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +248,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_firmware_pci_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_reboots_domain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s5_powers_off_and_dm_exits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rtc_change_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rtc_change_untrusted_vm_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -309,6 +309,51 @@ static void test_status_disks(void **state)
     json_decref(j);
 }
 
+/* The VM uuid behind /local/domain/<domid>/vm: only a well-formed value in
+ * a node the guest cannot write is used. */
+static void test_vm_uuid(void **state)
+{
+    tctx *t = *state;
+    if (t->skip)
+        skip();
+    char path[XSC_PATH_LEN + 8], uuid[40];
+    snprintf(path, sizeof(path), "%s/vm", t->p.guest_home);
+    assert_int_equal(xsc_read_vm_uuid(t->x, uuid, sizeof(uuid)), -ENOENT);
+
+    static const struct { const char *v; int rc; } cases[] = {
+        { "/vm/4f2a6c1e-9b3d-4e55-8a77-0123456789ab", 0 },
+        { "/vm/4f2a6c1e-9b3d-4e55-8a77-0123456789ab/x", -EINVAL },
+        { "/vm/4f2a6c1e-9b3d-4e55-8a77-0123456789a", -EINVAL },
+        { "/vm/4f2a6c1e_9b3d-4e55-8a77-0123456789ab", -EINVAL },
+        { "/xx/4f2a6c1e-9b3d-4e55-8a77-0123456789ab", -EINVAL },
+        { "", -EINVAL },
+    };
+    struct xs_permissions ro[2] = { { .id = 0, .perms = XS_PERM_NONE },
+                                    { .id = DOMID, .perms = XS_PERM_READ } };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_true(xs_write(t->ts, XBT_NULL, path, cases[i].v, (unsigned)strlen(cases[i].v)));
+        assert_true(xs_set_permissions(t->ts, XBT_NULL, path, ro, 2));
+        assert_int_equal(xsc_read_vm_uuid(t->x, uuid, sizeof(uuid)), cases[i].rc);
+        if (cases[i].rc == 0)
+            assert_string_equal(uuid, cases[i].v + 4);
+    }
+    /* An embedded NUL makes the value longer than what strcmp would see. */
+    assert_true(xs_write(t->ts, XBT_NULL, path, "/vm/4f2a6c1e-9b3d-4e55-8a77-0123456789ab\0x", 42));
+    assert_int_equal(xsc_read_vm_uuid(t->x, uuid, sizeof(uuid)), -EINVAL);
+    /* Well-formed, but the guest may write it. */
+    const char *good = cases[0].v;
+    struct xs_permissions rw[2] = { { .id = 0, .perms = XS_PERM_NONE },
+                                    { .id = DOMID, .perms = XS_PERM_WRITE } };
+    assert_true(xs_write(t->ts, XBT_NULL, path, good, (unsigned)strlen(good)));
+    assert_true(xs_set_permissions(t->ts, XBT_NULL, path, rw, 2));
+    assert_int_equal(xsc_read_vm_uuid(t->x, uuid, sizeof(uuid)), -EACCES);
+    struct xs_permissions owned[1] = { { .id = DOMID, .perms = XS_PERM_NONE } };
+    assert_true(xs_set_permissions(t->ts, XBT_NULL, path, owned, 1));
+    assert_int_equal(xsc_read_vm_uuid(t->x, uuid, sizeof(uuid)), -EACCES);
+    /* Too small a buffer is the caller's error, not xenstore's. */
+    assert_int_equal(xsc_read_vm_uuid(t->x, uuid, 36), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_stop_cont, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_transitions_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_disks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vm_uuid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

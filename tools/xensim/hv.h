@@ -78,6 +78,14 @@ int hv_domain_unpause(uint32_t domid);
 /* SCHEDOP/DMOP shutdown.  The domain is "shut down" only once no vCPU has
  * an ioreq outstanding (Xen's shutdown deferral). */
 int hv_domain_shutdown(uint32_t domid, unsigned int reason);
+/* XEN_DOMCTL_resume as xc_domain_resume(fast) reaches it: the shutdown
+ * (e.g. SHUTDOWN_suspend) is cancelled and the vCPUs run again (the
+ * controller pause count is untouched).  fast = the cooperative resume of a
+ * checkpoint / failed save: a guest with PV drivers (HVM_PARAM_CALLBACK_IRQ
+ * set) sees its suspend hypercall return 1, "cancelled", and carries on
+ * without reconnecting (counted in suspend_cancels); otherwise it resumes
+ * as in a new domain context. */
+int hv_domain_resume(uint32_t domid, bool fast);
 
 struct hv_domain_info {
     uint32_t domid;
@@ -93,6 +101,8 @@ struct hv_domain_info {
     uint64_t null_reads, null_writes; /* accesses the null handler took */
     uint64_t ioreqs_sent;
     bool logdirty;
+    uint64_t resumes;              /* hv_domain_resume calls */
+    uint64_t suspend_cancels;      /* of which the guest saw "cancelled" */
 };
 int hv_domain_info(uint32_t domid, struct hv_domain_info *out);
 /* Up to max domids in ascending order; returns the count. */
@@ -114,6 +124,12 @@ int hv_hvm_param_get(uint32_t domid, uint32_t param, uint64_t *value);
 enum hv_wait_for { HV_WAIT_SHUT_DOWN, HV_WAIT_UNPAUSED, HV_WAIT_PAUSED,
                    HV_WAIT_ENABLED_SERVER, HV_WAIT_GONE };
 int hv_domain_wait(uint32_t domid, enum hv_wait_for what, int timeout_ms);
+
+/* A guest vCPU's store into its RAM (gpa, len bytes): what Xen's log-dirty
+ * p2m catches, so the pages are marked dirty while log-dirty is on.  The
+ * vCPUs must be running: -EAGAIN while paused (or S3), -ESHUTDOWN once
+ * shutting down, -EINVAL outside RAM. */
+int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len);
 
 /* ------------------------------------------------------------ vCPU I/O */
 

@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "hv.h"
+#include "hv_client.h"
 #include "hv_main.h"
 #include "hv_proto.h"
 
@@ -29,6 +29,11 @@ static void usage(FILE *f)
         "       xensim domain destroy|pause|unpause DOMID\n"
         "       xensim domain shutdown DOMID poweroff|reboot|suspend|crash\n"
         "       xensim domain logdirty DOMID on|off\n"
+        "       xensim domain resume DOMID [--fast]\n"
+        "       xensim domain param DOMID callback-irq|acpi-s-state|N [VALUE]\n"
+        "       xensim domain guest-write DOMID GPA HEXBYTES\n"
+        "       xensim domain dm-write DOMID GPA HEXBYTES [--no-report]\n"
+        "       xensim domain peek DOMID GPA LEN\n"
         "       xensim fault stall-vcpu|unstall-vcpu DOMID VCPU\n"
         "       xensim fault drop-event DOMID PORT|all [COUNT]\n"
         "       xensim fault close-conn CONNID\n"
@@ -46,63 +51,15 @@ struct cli {
 
 static int cli_connect(struct cli *c)
 {
-    const char *rd = c->rundir ? c->rundir : getenv("XENSIM_RUNDIR");
-    if (!rd || !*rd) {
-        fprintf(stderr, "xensim: no simulator given: use --rundir DIR or set "
-                "XENSIM_RUNDIR\n");
-        return -1;
-    }
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", rd,
-                         HV_SOCKET_NAME) >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "xensim: run directory path too long: %s\n", rd);
-        return -1;
-    }
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        fprintf(stderr, "xensim: cannot reach the simulator at %s: %s "
-                "(is `xensim run --rundir %s` running?)\n", sa.sun_path,
-                strerror(errno), rd);
-        return -1;
-    }
-    return 0;
+    c->fd = hv_client_connect(c->rundir);
+    return c->fd < 0 ? -1 : 0;
 }
 
 /* One request; payload malloc'd (or NULL).  0, or -1 after a message. */
 static int cli_call(struct cli *c, struct hv_req *q, struct hv_rsp *r,
                     void **payload, const char *what)
 {
-    q->magic = HV_PROTO_MAGIC;
-    *payload = NULL;
-    int rc = hv_proto_send(c->fd, q, sizeof(*q), NULL, 0);
-    if (rc == 0)
-        rc = hv_proto_recv(c->fd, r, sizeof(*r), NULL, 0, NULL);
-    if (rc == 0 && (r->magic != HV_PROTO_MAGIC || r->len > HV_MAX_PAYLOAD))
-        rc = -EPROTO;
-    if (rc == 0 && r->len) {
-        *payload = malloc(r->len);
-        rc = *payload ? hv_proto_recv(c->fd, *payload, r->len, NULL, 0, NULL)
-                      : -ENOMEM;
-    }
-    if (rc) {
-        fprintf(stderr, "xensim: %s: talking to the simulator: %s\n", what,
-                strerror(-rc));
-        free(*payload);
-        *payload = NULL;
-        return -1;
-    }
-    if (r->err) {
-        /* Xen's codes, said in this CLI's terms */
-        const char *m = r->err == ESRCH ? "no such domain"
-                      : r->err == EPERM ? "not permitted (restricted connection)"
-                      : r->err == ENOENT ? "no such object"
-                      : strerror(r->err);
-        fprintf(stderr, "xensim: %s: %s\n", what, m);
-        free(*payload);
-        *payload = NULL;
-        return -1;
-    }
-    return 0;
+    return hv_client_call(c->fd, q, r, payload, NULL, 0, what);
 }
 
 static int parse_u32(const char *s, const char *what, uint32_t max,
@@ -324,9 +281,11 @@ static int cmd_info(struct cli *c, uint32_t domid)
         printf("ioreq_servers: %u (%u enabled)\nvcpus_pending: %u\n"
                "ioreqs_sent: %" PRIu64 "\nnull_reads: %" PRIu64 "\n"
                "null_writes: %" PRIu64 "\nnull_hits_registered: %" PRIu64 "\n"
-               "logdirty: %s\n", w->nr_servers, w->nr_enabled_servers,
+               "logdirty: %s\nresumes: %" PRIu64 "\nsuspend_cancels: %" PRIu64 "\n",
+               w->nr_servers, w->nr_enabled_servers,
                w->vcpus_pending, w->ioreqs_sent, w->null_reads, w->null_writes,
-               w->null_hits_registered, w->logdirty ? "on" : "off");
+               w->null_hits_registered, w->logdirty ? "on" : "off", w->resumes,
+               w->suspend_cancels);
         static const char *tn[] = { "port", "mmio", "pci" };
         for (size_t i = 0; i < nh; i++)
             printf("null_hits: server %u %s %#" PRIx64 "-%#" PRIx64 ": %" PRIu64 "\n",
@@ -377,6 +336,131 @@ static int common_opts(struct cli *c, int *argc, char **argv)
     }
     *argc = k;
     return 0;
+}
+
+static int parse_u64(const char *s, const char *what, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (!*s || *end || errno || s[0] == '-') {
+        fprintf(stderr, "xensim: bad %s '%s'\n", what, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cmd_param(struct cli *c, uint32_t domid, const char *name, const char *val)
+{
+    uint32_t param;
+    uint64_t v = 0;
+    if (strcmp(name, "callback-irq") == 0)
+        param = HVM_PARAM_CALLBACK_IRQ;
+    else if (strcmp(name, "acpi-s-state") == 0)
+        param = HVM_PARAM_ACPI_S_STATE;
+    else if (parse_u32(name, "HVM param", HVM_NR_PARAMS - 1, &param) < 0)
+        return 2;
+    if (val && parse_u64(val, "value", &v) < 0)
+        return 2;
+    struct hv_req q = { .op = val ? HV_OP_HVM_PARAM_SET : HV_OP_HVM_PARAM_GET,
+                        .domid = domid, .a32 = { param }, .a64 = { v } };
+    struct hv_rsp r;
+    void *p;
+    if (cli_connect(c) < 0 || cli_call(c, &q, &r, &p, "domain param") < 0)
+        return 1;
+    free(p);
+    if (!val)
+        printf("%" PRIu64 "\n", r.u64[0]);
+    return 0;
+}
+
+static int parse_hex(const char *s, uint8_t *buf, size_t max, size_t *len)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n % 2 || n / 2 > max) {
+        fprintf(stderr, "xensim: bad HEXBYTES '%s' (1..%zu bytes as hex digits)\n", s, max);
+        return -1;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned int b;
+        if (sscanf(s + 2 * i, "%2x", &b) != 1 || !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
+            !strchr("0123456789abcdefABCDEF", s[2 * i + 1])) {
+            fprintf(stderr, "xensim: bad HEXBYTES '%s'\n", s);
+            return -1;
+        }
+        buf[i] = (uint8_t)b;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+/* guest-write: the store of a running vCPU (hv_guest_write: dirty-logged by
+ * the hypervisor).  dm-write: what a device model's DMA does, through the
+ * foreign mapping of guest RAM, then xendevicemodel_modified_memory() so
+ * log-dirty sees it; --no-report leaves that call out, as a buggy dm would. */
+static int cmd_write(struct cli *c, uint32_t domid, bool dm, bool report,
+                     const char *gpas, const char *hex)
+{
+    uint64_t gpa;
+    uint8_t buf[sizeof(((struct hv_req *)0)->name)];
+    size_t len;
+    if (parse_u64(gpas, "GPA", &gpa) < 0 || parse_hex(hex, buf, sizeof(buf), &len) < 0)
+        return 2;
+    if (cli_connect(c) < 0)
+        return 1;
+    struct hv_req q = { .domid = domid };
+    struct hv_rsp r;
+    if (!dm) {
+        q.op = HV_OP_GUEST_WRITE;
+        q.a64[0] = gpa;
+        q.a32[0] = (uint32_t)len;
+        memcpy(q.name, buf, len);
+        return hv_client_call(c->fd, &q, &r, NULL, NULL, 0, "domain guest-write") < 0;
+    }
+    uint64_t size;
+    uint8_t *ram = hv_client_map_ram(c->fd, domid, &size, "domain dm-write");
+    if (!ram)
+        return 1;
+    if (gpa > size || len > size - gpa) {
+        munmap(ram, size);
+        fprintf(stderr, "xensim: domain dm-write: %#" PRIx64 "+%zu is outside the "
+                "domain's %" PRIu64 " bytes of RAM\n", gpa, len, size);
+        return 1;
+    }
+    memcpy(ram + gpa, buf, len);
+    munmap(ram, size);
+    if (!report)
+        return 0;
+    q.op = HV_OP_MODIFIED_MEMORY;
+    q.a64[0] = gpa / HV_PAGE_SIZE;
+    q.a64[1] = (gpa + len - 1) / HV_PAGE_SIZE - gpa / HV_PAGE_SIZE + 1;
+    return hv_client_call(c->fd, &q, &r, NULL, NULL, 0, "domain dm-write (modified_memory)") < 0;
+}
+
+static int cmd_peek(struct cli *c, uint32_t domid, const char *gpas, const char *lens)
+{
+    uint64_t gpa, len;
+    if (parse_u64(gpas, "GPA", &gpa) < 0 || parse_u64(lens, "LEN", &len) < 0)
+        return 2;
+    if (cli_connect(c) < 0)
+        return 1;
+    uint64_t size;
+    uint8_t *ram = hv_client_map_ram(c->fd, domid, &size, "domain peek");
+    if (!ram)
+        return 1;
+    int rc = 0;
+    if (gpa > size || len > size - gpa) {
+        fprintf(stderr, "xensim: domain peek: %#" PRIx64 "+%" PRIu64 " is outside the "
+                "domain's %" PRIu64 " bytes of RAM\n", gpa, len, size);
+        rc = 1;
+    } else {
+        for (uint64_t i = 0; i < len; i++)
+            printf("%02x", ram[gpa + i]);
+        printf("\n");
+    }
+    munmap(ram, size);
+    return rc;
 }
 
 static int domain_cmd(struct cli *c, int argc, char **argv)
@@ -434,6 +518,16 @@ static int domain_cmd(struct cli *c, int argc, char **argv)
         (strcmp(argv[3], "on") == 0 || strcmp(argv[3], "off") == 0))
         return simple_op(c, HV_OP_LOGDIRTY, domid, strcmp(argv[3], "on") == 0,
                          0, 0, 0, "domain logdirty");
+    if (strcmp(sub, "resume") == 0 && (argc == 3 || (argc == 4 && strcmp(argv[3], "--fast") == 0)))
+        return simple_op(c, HV_OP_DOMAIN_RESUME, domid, argc == 4, 0, 0, 0, "domain resume");
+    if (strcmp(sub, "param") == 0 && (argc == 4 || argc == 5))
+        return cmd_param(c, domid, argv[3], argc == 5 ? argv[4] : NULL);
+    if ((strcmp(sub, "guest-write") == 0 && argc == 5) ||
+        (strcmp(sub, "dm-write") == 0 &&
+         (argc == 5 || (argc == 6 && strcmp(argv[5], "--no-report") == 0))))
+        return cmd_write(c, domid, sub[0] == 'd', argc == 5, argv[3], argv[4]);
+    if (strcmp(sub, "peek") == 0 && argc == 5)
+        return cmd_peek(c, domid, argv[3], argv[4]);
     fprintf(stderr, "xensim domain: unknown command or wrong arguments: %s\n", sub);
     usage(stderr);
     return 2;

@@ -362,6 +362,56 @@ int hv_domain_shutdown(uint32_t domid, unsigned int reason)
     return 0;
 }
 
+int hv_domain_resume(uint32_t domid, bool fast)
+{
+    pthread_mutex_lock(&hv_lock);
+    struct hv_domain *d = hv_domain_find(domid);
+    if (!d) {
+        pthread_mutex_unlock(&hv_lock);
+        return -ESRCH;
+    }
+    /* xc_domain_resume_cooperative only rewrites the return value of the
+     * suspend hypercall when the guest has PV drivers (a callback IRQ);
+     * without them there is no hypercall to return from. */
+    bool cancelled = fast && d->hvm_param[HVM_PARAM_CALLBACK_IRQ] != 0;
+    /* domain_resume(): the shutdown state goes, whatever its reason. */
+    d->shutting_down = false;
+    d->shut_down = false;
+    d->crashed = false;
+    d->shutdown_reason = 0;
+    d->resumes++;
+    d->suspend_cancels += cancelled;
+    hv_log("domain %u: resumed (%s)", domid,
+           cancelled ? "suspend cancelled" : "new context");
+    hv_domain_kick(d);
+    pthread_mutex_unlock(&hv_lock);
+    return 0;
+}
+
+int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len)
+{
+    pthread_mutex_lock(&hv_lock);
+    struct hv_domain *d = hv_domain_find(domid);
+    int rc = -ESRCH;
+    if (d) {
+        if (gpa > d->mem_bytes || len > d->mem_bytes - gpa)
+            rc = -EINVAL;
+        else if (d->shutting_down)
+            rc = -ESHUTDOWN;
+        else if (d->pause_count > 0 || d->s3)
+            rc = -EAGAIN;
+        else {
+            memcpy(d->ram + gpa, buf, len);
+            if (d->logdirty && len)
+                for (uint64_t p = gpa / HV_PAGE_SIZE; p <= (gpa + len - 1) / HV_PAGE_SIZE; p++)
+                    d->dirty[p / 64] |= 1ul << (p % 64);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&hv_lock);
+    return rc;
+}
+
 void hv_domain_crash_locked(struct hv_domain *d, const char *why)
 {
     hv_log("domain %u crashed: %s", d->domid, why);
@@ -405,6 +455,8 @@ static void fill_info(struct hv_domain *d, struct hv_domain_info *o)
     o->null_writes = d->null_writes;
     o->ioreqs_sent = d->ioreqs_sent;
     o->logdirty = d->logdirty;
+    o->resumes = d->resumes;
+    o->suspend_cancels = d->suspend_cancels;
 }
 
 int hv_domain_info(uint32_t domid, struct hv_domain_info *out)

@@ -114,6 +114,7 @@ struct hv_domain {
     bool s3;
     bool shutting_down, shut_down, crashed;
     unsigned int shutdown_reason;
+    uint64_t resumes, suspend_cancels;
 
     uint32_t pci_cf8;
     struct hv_ioreq_server srv[HV_MAX_SERVERS];

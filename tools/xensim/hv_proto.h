@@ -64,6 +64,8 @@ enum hv_op {
     HV_OP_FAULT,              /* a32[0] kind, domid, a32[1..2] args */
     HV_OP_CONN_LIST,          /* -> payload text */
     HV_OP_NULL_HITS,          /* -> payload struct hv_wire_hits[] */
+    HV_OP_DOMAIN_RESUME,      /* a32[0] 1 = fast (cooperative) */
+    HV_OP_GUEST_WRITE,        /* a64[0] gpa, a32[0] len <= 64, name = the bytes */
     HV_OP_MAX
 };
 
@@ -102,6 +104,7 @@ struct hv_wire_dominfo {
     uint32_t shutdown_reason;
     uint32_t nr_servers, nr_enabled_servers, vcpus_pending;
     uint64_t null_reads, null_writes, null_hits_registered, ioreqs_sent;
+    uint64_t resumes, suspend_cancels;
     char name[64];
 };
 

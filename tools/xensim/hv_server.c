@@ -93,6 +93,8 @@ static void fill_wire_info(const struct hv_domain_info *i,
     w->null_writes = i->null_writes;
     w->null_hits_registered = hv_null_hits_total(i->domid);
     w->ioreqs_sent = i->ioreqs_sent;
+    w->resumes = i->resumes;
+    w->suspend_cancels = i->suspend_cancels;
     memcpy(w->name, i->name, sizeof(w->name));
 }
 
@@ -189,6 +191,13 @@ static void handle(struct conn *c, const struct hv_req *q, struct hv_rsp *r,
         break;
     case HV_OP_DOMAIN_SHUTDOWN:
         rc = hv_domain_shutdown(domid, q->a32[0]);
+        break;
+    case HV_OP_DOMAIN_RESUME:
+        rc = hv_domain_resume(domid, q->a32[0] != 0);
+        break;
+    case HV_OP_GUEST_WRITE:
+        rc = q->a32[0] > sizeof(q->name) ? -EINVAL
+                                         : hv_guest_write(domid, q->a64[0], q->name, q->a32[0]);
         break;
     case HV_OP_DOMAIN_INFO: {
         struct hv_domain_info i;

@@ -42,10 +42,13 @@ static void usage(FILE *f)
             "          --daemon returns once the socket accepts connections.\n"
             "          --persist keeps the tree in DIR/xenstored/tree across restarts\n"
             "          (default: --no-persist).\n"
-            "  domain create|list|info|destroy|pause|unpause|shutdown|logdirty …\n"
+            "  domain create|list|info|destroy|pause|unpause|shutdown|logdirty|resume|\n"
+            "         param|guest-write|dm-write|peek …\n"
             "  fault stall-vcpu|unstall-vcpu|drop-event|close-conn|conns …\n"
             "          the simulated hypervisor (`xensim domain help`); they reach\n"
             "          the running xensim through --rundir DIR or XENSIM_RUNDIR.\n"
+            "  xl create|save|restore|pause|unpause|destroy|list|migrate|migrate-receive …\n"
+            "          a simulated xl (libxl 4.17, traditional dm): `xensim xl --help`.\n"
             "  help     this text\n"
             "  version  print the version\n");
 }

@@ -18,40 +18,32 @@
 #include <xenstore.h>
 
 #include "xl_cmd.h"
+#include "xl_internal.h"
 #include "xl_qmp.h"
 
-/* libxl_internal.h, 4.17 */
-#define DM_START_TIMEOUT 60
-#define LOGDIRTY_TIMEOUT 10
+const char *g_rundir;
+int g_timeout = -1;  /* --timeout: caps every wait */
+struct xs_handle *g_xs;
 
-static const char *g_rundir;
-static int g_timeout = -1;  /* --timeout: caps every wait */
-static struct xs_handle *g_xs;
-
-static int bound(int libxl_secs)
+int bound(int libxl_secs)
 {
     return (g_timeout >= 0 && g_timeout < libxl_secs) ? g_timeout : libxl_secs;
 }
 
-void xl_verror(const char *fmt, va_list ap)
-{
-    fputs("libxl: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int die(const char *fmt, ...)
+int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    xl_verror(fmt, ap);
+    fputs("libxl: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
     va_end(ap);
     return 1;
 }
 
 /* Run `xensim domain ARGS…`; its stdout into out. 0 or -1. */
-static int hv(char *out, size_t outlen, const char *a1, const char *a2,
+int hv(char *out, size_t outlen, const char *a1, const char *a2,
               const char *a3, const char *a4, const char *a5, const char *a6,
               const char *a7, const char *a8)
 {
@@ -90,20 +82,20 @@ static int hv(char *out, size_t outlen, const char *a1, const char *a2,
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-static int xs_w(const char *path, const char *val)
+int xs_w(const char *path, const char *val)
 {
     if (!xs_write(g_xs, XBT_NULL, path, val, strlen(val)))
         return die("xenstore write %s: %s", path, strerror(errno)), -1;
     return 0;
 }
 
-static char *xs_r(const char *path)
+char *xs_r(const char *path)
 {
     unsigned len;
     return xs_read(g_xs, XBT_NULL, path, &len);
 }
 
-static int xs_perm(const char *path, unsigned owner, int guest, int guest_perm)
+int xs_perm(const char *path, unsigned owner, int guest, int guest_perm)
 {
     struct xs_permissions p[2] = { { .id = owner, .perms = XS_PERM_NONE },
                                    { .id = (unsigned)guest, .perms = (unsigned)guest_perm } };
@@ -116,7 +108,7 @@ static int xs_perm(const char *path, unsigned owner, int guest, int guest_perm)
  * values; NULL want = any change).  A watch is registered before the first
  * read, as libxl does.  Returns the index matched, -1 timeout, -2 error,
  * -3 the pid given died. */
-static int wait_value(const char *path, const char *want, int secs, pid_t dm,
+int wait_value(const char *path, const char *want, int secs, pid_t dm,
                       char *got, size_t gotlen)
 {
     if (!xs_watch(g_xs, path, "xl"))
@@ -157,46 +149,12 @@ static int wait_value(const char *path, const char *want, int secs, pid_t dm,
     return rc;
 }
 
-/* libxl waits on @releaseDomain until Xen reports the shutdown reason
- * `suspend` (60 s, ERROR_GUEST_TIMEDOUT): Xen defers the shutdown while a
- * vCPU has an ioreq outstanding, so the request alone is not enough. */
-static int wait_suspended(unsigned domid, int secs)
-{
-    if (!xs_watch(g_xs, "@releaseDomain", "xl-suspend"))
-        return -1;
-    char sd[16], info[4096];
-    snprintf(sd, sizeof(sd), "%u", domid);
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = -1;
-    for (;;) {
-        if (hv(info, sizeof(info), "info", sd, NULL, NULL, NULL, NULL, NULL, NULL) == 0 &&
-            strstr(info, "\nshutdown_reason: suspend\n")) {
-            rc = 0;
-            break;
-        }
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long left = (long)secs * 1000 - ((t.tv_sec - t0.tv_sec) * 1000 +
-                                         (t.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0)
-            break;
-        struct pollfd pfd = { .fd = xs_fileno(g_xs), .events = POLLIN };
-        if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) > 0) {
-            unsigned n;
-            free(xs_read_watch(g_xs, &n));
-        }
-    }
-    xs_unwatch(g_xs, "@releaseDomain", "xl-suspend");
-    return rc;
-}
-
-static void paths(unsigned domid, const char *leaf, char *buf, size_t len)
+void paths(unsigned domid, const char *leaf, char *buf, size_t len)
 {
     snprintf(buf, len, "/local/domain/0/device-model/%u%s%s", domid, *leaf ? "/" : "", leaf);
 }
 
-static void libdir_file(const char *base, unsigned domid, char *buf, size_t len)
+void libdir_file(const char *base, unsigned domid, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/xl/lib/%s.%u", g_rundir, base, domid);
 }
@@ -382,7 +340,7 @@ static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm
     return 0;
 }
 
-static int destroy_domain(unsigned domid)
+int destroy_domain(unsigned domid)
 {
     char p[256], ip[128];
     snprintf(ip, sizeof(ip), "/local/domain/%u/image/device-model-pid", domid);
@@ -412,7 +370,7 @@ static int destroy_domain(unsigned domid)
     return 0;
 }
 
-static int read_file(const char *path, char **buf, size_t *len)
+int read_file(const char *path, char **buf, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -446,16 +404,21 @@ static int read_file(const char *path, char **buf, size_t *len)
     return 0;
 }
 
-static int dm_resume(unsigned domid);
-
-static int create_common(const char *cfgtext, const char *cfgname, const char *dmblob,
-                         size_t dmlen, int paused)
+int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
+                  int paused)
 {
     struct xl_cfg cfg;
     char err[512];
     if (xl_cfg_parse(cfgtext, cfgname, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "Failed to parse config: %s\n", err);
         return 1;
+    }
+    if (rs && rs->name_suffix) {
+        /* xl: a migration lands as <name>--incoming until "go" */
+        size_t nl = strlen(cfg.name);
+        if (nl + strlen(rs->name_suffix) >= sizeof(cfg.name))
+            return die("domain name %s%s too long", cfg.name, rs->name_suffix);
+        strcpy(cfg.name + nl, rs->name_suffix);
     }
     char out[64], mem[16], vc[16];
     snprintf(mem, sizeof(mem), "%u", cfg.memory);
@@ -476,16 +439,26 @@ static int create_common(const char *cfgtext, const char *cfgname, const char *d
         goto fail;
     char resume[4300];
     const char *loadvm = NULL;
+    char *dmblob = NULL;
+    size_t dmlen = 0;
+    /* libxl's restore stream: guest memory, then the emulator context into
+     * qemu-resume.<domid>, before the dm is spawned */
+    if (rs) {
+        rs->domid = (unsigned)domid;
+        if (xl_stream_load(rs->fd, rs->what, (unsigned)domid, &dmblob, &dmlen, rs->secs) < 0)
+            goto fail;
+    }
     if (dmblob) {
         libdir_file("qemu-resume", (unsigned)domid, resume, sizeof(resume));
         int fd = open(resume, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, dmblob, dmlen) != (ssize_t)dmlen) {
+        int bad = fd < 0 || write(fd, dmblob, dmlen) != (ssize_t)dmlen;
+        if (bad)
             die("writing %s: %s", resume, strerror(errno));
-            if (fd >= 0)
-                close(fd);
+        if (fd >= 0)
+            close(fd);
+        free(dmblob);
+        if (bad)
             goto fail;
-        }
-        close(fd);
         loadvm = resume;
     }
     pid_t dm;
@@ -529,12 +502,12 @@ static int cmd_create(int argc, char **argv)
         free(text);
         return die("config %s contains a NUL byte", argv[i]);
     }
-    int r = create_common(text, argv[i], NULL, 0, paused);
+    int r = create_common(text, argv[i], NULL, paused);
     free(text);
     return r;
 }
 
-static int parse_domid(const char *s, unsigned *out)
+int parse_domid(const char *s, unsigned *out)
 {
     char *end;
     errno = 0;
@@ -548,7 +521,7 @@ static int parse_domid(const char *s, unsigned *out)
 }
 
 /* libxl__dm_resume: `continue` only if state is exactly `paused`. */
-static int dm_resume(unsigned domid)
+int dm_resume(unsigned domid)
 {
     if (xlq_domain_is_qemu_xen(domid))
         return xlq_dm_resume(domid);
@@ -566,239 +539,6 @@ static int dm_resume(unsigned domid)
     if (wait_value(p, "running", bound(DM_START_TIMEOUT), 0, NULL, 0) < 0)
         return die("Device Model not ready (domain %u: no 'running' after continue)", domid), -1;
     return 0;
-}
-
-/* ------------------------------------------------------------ save/restore */
-
-#define SAVE_MAGIC "xensim-xl-save 1\n"
-
-static int logdirty(unsigned domid, const char *cmd)
-{
-    if (xlq_domain_is_qemu_xen(domid))
-        return xlq_logdirty(domid, strcmp(cmd, "enable") == 0);
-    char c[256], r[256];
-    paths(domid, "logdirty/cmd", c, sizeof(c));
-    paths(domid, "logdirty/ret", r, sizeof(r));
-    /* libxl: inside a transaction, a previous cmd must equal ret; both go */
-    for (;;) {
-        xs_transaction_t t = xs_transaction_start(g_xs);
-        unsigned l;
-        char *oc = xs_read(g_xs, t, c, &l), *orr = xs_read(g_xs, t, r, &l);
-        int bad = oc && (!orr || strcmp(oc, orr) != 0);
-        free(oc);
-        free(orr);
-        if (bad) {
-            xs_transaction_end(g_xs, t, true);
-            return die("logdirty: previous command not acknowledged by the device model"), -1;
-        }
-        xs_rm(g_xs, t, c);
-        xs_rm(g_xs, t, r);
-        xs_write(g_xs, t, c, cmd, strlen(cmd));
-        if (xs_transaction_end(g_xs, t, false))
-            break;
-        if (errno != EAGAIN)
-            return die("logdirty transaction: %s", strerror(errno)), -1;
-    }
-    char got[64];
-    int w = wait_value(r, cmd, bound(LOGDIRTY_TIMEOUT), 0, got, sizeof(got));
-    if (w < 0)
-        return die("logdirty switch: %s", w == -1 ? "timed out" : "xenstore error"), -1;
-    xs_rm(g_xs, XBT_NULL, c);
-    xs_rm(g_xs, XBT_NULL, r);
-    return 0;
-}
-
-/* libxl_domain_suspend for a traditional HVM guest, then (xl save) the
- * domain destroyed; migrate destroys only once the receiver has it. */
-static int do_save(unsigned domid, const char *file, int destroy_after)
-{
-    char cp[64];
-    snprintf(cp, sizeof(cp), "/libxl/%u/xl-config", domid);
-    char *cfgtext = xs_r(cp);
-    if (!cfgtext)
-        return die("domain %u: not created by xensim xl (no config)", domid);
-    if (logdirty(domid, "enable") < 0) {
-        free(cfgtext);
-        return die("Failed to save domain, resuming domain"), 1;
-    }
-    char sd[16];
-    snprintf(sd, sizeof(sd), "%u", domid);
-    if (hv(NULL, 0, "shutdown", sd, "suspend", NULL, NULL, NULL, NULL, NULL) < 0) {
-        free(cfgtext);
-        return die("guest did not suspend (domain %u)", domid);
-    }
-    if (wait_suspended(domid, bound(DM_START_TIMEOUT)) < 0) {
-        free(cfgtext);
-        logdirty(domid, "disable");
-        return die("guest did not suspend, timed out (domain %u)", domid);
-    }
-    char c[256], s[256], sf[4300];
-    paths(domid, "command", c, sizeof(c));
-    paths(domid, "state", s, sizeof(s));
-    libdir_file("qemu-save", domid, sf, sizeof(sf));
-    if (xlq_domain_is_qemu_xen(domid)) {
-        if (xlq_suspend_dm(domid, sf) < 0) {
-            free(cfgtext);
-            logdirty(domid, "disable");
-            return die("Failed to save domain %u: the device model's suspend failed", domid);
-        }
-    } else if (xs_w(c, "save") < 0) {
-        free(cfgtext);
-        return 1;
-    } else if (wait_value(s, "paused", bound(DM_START_TIMEOUT), 0, NULL, 0) < 0) {
-        /* libxl ignores this result: a timeout is only logged */
-        fprintf(stderr, "libxl: error: Device Model not ready\n");
-    }
-    char *blob;
-    size_t blen;
-    int rc = 1;
-    if (read_file(sf, &blob, &blen) < 0) {
-        die("unable to open qemu save file %s: %s", sf, strerror(errno));
-        free(cfgtext);
-        logdirty(domid, "disable");
-        return 1;
-    }
-    FILE *f = fopen(file, "wb");
-    if (!f || fprintf(f, SAVE_MAGIC "config %zu\n", strlen(cfgtext)) < 0 ||
-        fwrite(cfgtext, 1, strlen(cfgtext), f) != strlen(cfgtext) ||
-        fprintf(f, "emulator %zu\n", blen) < 0 || fwrite(blob, 1, blen, f) != blen ||
-        fclose(f) != 0) {
-        die("writing %s: %s", file, strerror(errno));
-        f = NULL;
-    } else
-        rc = 0;
-    free(blob);
-    free(cfgtext);
-    if (logdirty(domid, "disable") < 0)
-        rc = 1;
-    if (rc == 0 && destroy_after)
-        rc = destroy_domain(domid);
-    return rc;
-}
-
-static int cmd_save(int argc, char **argv)
-{
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "-p") == 0) {
-            fprintf(stderr, "xensim xl save %s: resume after save is not yet done in xensim\n",
-                    argv[i]);
-            return 1;
-        }
-        return fprintf(stderr, "xensim xl save: unknown option %s\n", argv[i]), 2;
-    }
-    if (i + 2 != argc)
-        return fprintf(stderr, "usage: xensim xl save [-c] [-p] DOMID FILE\n"), 2;
-    unsigned domid;
-    if (parse_domid(argv[i], &domid) < 0)
-        return 2;
-    return do_save(domid, argv[i + 1], 1);
-}
-
-static int cmd_restore(int argc, char **argv)
-{
-    int paused = 0, i = 1;
-    if (i < argc && strcmp(argv[i], "-p") == 0) {
-        paused = 1;
-        i++;
-    }
-    if (i + 1 != argc)
-        return fprintf(stderr, "usage: xensim xl restore [-p] FILE\n"), 2;
-    char *buf;
-    size_t len;
-    if (read_file(argv[i], &buf, &len) < 0)
-        return die("cannot open restore file %s: %s", argv[i], strerror(errno));
-    size_t ml = strlen(SAVE_MAGIC), clen, elen;
-    char *p = buf + ml, *end;
-    if (len < ml || memcmp(buf, SAVE_MAGIC, ml) != 0 || strncmp(p, "config ", 7) != 0)
-        goto bad;
-    clen = strtoul(p + 7, &end, 10);
-    if (*end != '\n' || clen > len - (size_t)(end + 1 - buf))
-        goto bad;
-    char *cfg = end + 1;
-    p = cfg + clen;
-    if ((size_t)(p - buf) + 9 > len || strncmp(p, "emulator ", 9) != 0)
-        goto bad;
-    elen = strtoul(p + 9, &end, 10);
-    if (*end != '\n' || elen != len - (size_t)(end + 1 - buf))
-        goto bad;
-    char *cfgcopy = strndup(cfg, clen);
-    if (!cfgcopy || strlen(cfgcopy) != clen) {
-        free(cfgcopy);
-        goto bad;
-    }
-    int r = create_common(cfgcopy, argv[i], end + 1, elen, paused);
-    free(cfgcopy);
-    free(buf);
-    return r;
-bad:
-    free(buf);
-    return die("%s: not a xensim xl save file or truncated", argv[i]);
-}
-
-/* xl migrate without --live: the sender's suspend, the receiver's restore
- * (another xensim rundir, or this one), then the source destroyed.  The
- * stream goes through a 0600 file in the receiver's xl/lib. */
-static int cmd_migrate(int argc, char **argv)
-{
-    const char *to = g_rundir;
-    const char *dom = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--live") == 0) {
-            fprintf(stderr, "xensim xl migrate --live: not yet done in xensim "
-                            "(iterative RAM copy from the dirty bitmap)\n");
-            return 1;
-        } else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
-            to = argv[++i];
-        else if (!dom && argv[i][0] != '-')
-            dom = argv[i];
-        else
-            return fprintf(stderr, "usage: xensim xl migrate [--live] DOMID [--to RUNDIR|HOST:PORT]\n"), 2;
-    }
-    unsigned domid;
-    if (!dom || parse_domid(dom, &domid) < 0)
-        return 2;
-    struct stat st;
-    if (stat(to, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        if (strchr(to, ':'))
-            fprintf(stderr, "xensim xl migrate --to HOST:PORT: TCP transport not yet done in xensim\n");
-        else
-            fprintf(stderr, "xensim xl migrate: %s is not a xensim rundir\n", to);
-        return 1;
-    }
-    char d[4200], file[4300];
-    snprintf(d, sizeof(d), "%s/xl", to);
-    mkdir(d, 0755);
-    snprintf(d, sizeof(d), "%s/xl/lib", to);
-    mkdir(d, 0700);
-    snprintf(file, sizeof(file), "%s/migrate-stream.%u", d, domid);
-    if (do_save(domid, file, 0) < 0 || access(file, R_OK) < 0) {
-        unlink(file);
-        return die("migration sender: suspend of domain %u failed", domid);
-    }
-    chmod(file, 0600);
-    pid_t pid = fork();
-    if (pid < 0) {
-        unlink(file);
-        return die("fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        char tmo[16];
-        snprintf(tmo, sizeof(tmo), "%d", g_timeout >= 0 ? g_timeout : DM_START_TIMEOUT);
-        execl("/proc/self/exe", "xensim", "xl", "--rundir", to, "--timeout", tmo,
-              "restore", file, (char *)NULL);
-        _exit(127);
-    }
-    int wst;
-    while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
-        ;
-    unlink(file);
-    if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
-        fprintf(stderr, "migration receiver failed; domain %u left suspended "
-                        "(resume after a failed migration is not yet done in xensim)\n", domid);
-        return 1;
-    }
-    return destroy_domain(domid);
 }
 
 static int cmd_simple(int argc, char **argv)
@@ -822,6 +562,33 @@ static int cmd_simple(int argc, char **argv)
     return destroy_domain(domid);
 }
 
+static void xl_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: xensim xl [--rundir DIR] [--timeout S] [--dialect traditional|qemu-xen]\n"
+        "                 [--manager libxl|xenopsd] COMMAND ...\n"
+        "  create [-p] CFG            create from an xl.cfg, dm spawned, unpaused unless -p\n"
+        "  save [-c] [-p] DOMID FILE  suspend into FILE, then destroy; -c: resume it\n"
+        "                             (checkpoint), -p: leave it paused\n"
+        "  restore [-p] FILE          a new domain from a save file\n"
+        "  pause|unpause|destroy DOMID\n"
+        "  list\n"
+        "  migrate [--live] DOMID [--to RUNDIR|HOST:PORT]\n"
+        "                             to another rundir (default: this one) or to a\n"
+        "                             migrate-receive listening on HOST:PORT; --live copies\n"
+        "                             memory in rounds while the guest runs\n"
+        "  migrate-receive [--listen HOST:PORT | --fd N]\n"
+        "                             the target side: one incoming migration on a TCP\n"
+        "                             port (port 0: any, announced on stderr), on fd N, or\n"
+        "                             on stdin/stdout\n"
+        "--rundir: the xensim run directory (default $XENSIM_RUNDIR); --timeout S caps\n"
+        "every wait (libxl's bounds: 60 s dm/guest, 10 s logdirty).  --dialect: the dm's\n"
+        "command line and control when the config has no device_model_version\n"
+        "(qemu-xen: QMP, as libxl 4.17); --manager xenopsd: XenServer's sequences.\n"
+        "Exit status 0,\n"
+        "1 on failure (with libxl's message), 2 on a usage error.\n");
+}
+
 int xl_main(int argc, char **argv)
 {
     int i = 1;
@@ -840,15 +607,22 @@ int xl_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--manager") == 0 && i + 1 < argc) {
             if (xlq_set_manager(argv[++i]) < 0)
                 return fprintf(stderr, "xensim xl: --manager libxl or xenopsd\n"), 2;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            xl_usage(stdout);
+            return 0;
         } else
             return fprintf(stderr, "xensim xl: unknown option %s\n", argv[i]), 2;
     }
+    if (i < argc && strcmp(argv[i], "help") == 0) {
+        xl_usage(stdout);
+        return 0;
+    }
     if (!g_rundir)
         g_rundir = getenv("XENSIM_RUNDIR");
-    if (!g_rundir || i >= argc)
-        return fprintf(stderr, "usage: xensim xl [--rundir DIR] [--timeout S] "
-                               "%s create|save|restore|pause|"
-                               "unpause|destroy|list|migrate …\n", xlq_usage()), 2;
+    if (!g_rundir || i >= argc) {
+        xl_usage(stderr);
+        return 2;
+    }
     setenv("XENSIM_RUNDIR", g_rundir, 1);
     char sock[4200], d[4200];
     snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
@@ -870,7 +644,6 @@ int xl_main(int argc, char **argv)
     g_xs = xs_open(0);
     if (!g_xs)
         return die("cannot connect to xenstore at %s: %s", sock, strerror(errno));
-    xlq_init(g_rundir, g_timeout, g_xs);
     int r;
     if (strcmp(cmd, "create") == 0)
         r = cmd_create(argc - i, argv + i);
@@ -878,6 +651,8 @@ int xl_main(int argc, char **argv)
         r = cmd_save(argc - i, argv + i);
     else if (strcmp(cmd, "migrate") == 0)
         r = cmd_migrate(argc - i, argv + i);
+    else if (strcmp(cmd, "migrate-receive") == 0)
+        r = cmd_migrate_receive(argc - i, argv + i);
     else if (strcmp(cmd, "restore") == 0)
         r = cmd_restore(argc - i, argv + i);
     else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "unpause") == 0 ||
@@ -887,10 +662,4 @@ int xl_main(int argc, char **argv)
         r = (fprintf(stderr, "xensim xl: unknown command %s\n", cmd), 2);
     xs_close(g_xs);
     return r;
-}
-
-/* For xl_qmp.c (xl_qmp.h). */
-int xl_wait_value(const char *path, const char *want, int secs, pid_t dm)
-{
-    return wait_value(path, want, secs, dm, NULL, 0);
 }

@@ -20,8 +20,9 @@
 #include <unistd.h>
 #include <xenstore.h>
 
-/* libxl_internal.h / libxl_qmp.c, 4.17 */
-#define DM_START_TIMEOUT 60
+#include "xl_internal.h"
+
+/* libxl_qmp.c, 4.17 */
 #define QMP_RX_MAX (1024 * 1024)          /* QMP_MAX_SIZE_RX_BUF */
 #define LIBXL_QMP_ID_BASE 0x786c7100      /* "xlq\0" */
 #define POSTCONFIG_TIMEOUT 10
@@ -339,31 +340,16 @@ xlq *xlq_open(const char *path, xlq_style style, unsigned domid, int timeout_ms,
 
 /* ------------------------------------------------------------ xl's steps */
 
-static struct {
-    const char *rundir;
-    int timeout;
-    struct xs_handle *xs;
-} env;
-
-void xlq_init(const char *rundir, int timeout, struct xs_handle *xs)
-{
-    env.rundir = rundir;
-    env.timeout = timeout;
-    env.xs = xs;
-}
-
-static int bounded(int libxl_secs)
-{
-    return (env.timeout >= 0 && env.timeout < libxl_secs) ? env.timeout : libxl_secs;
-}
-
+/* libxl's error line (xl_internal.h's die), as a -1 result. */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    xl_verror(fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    die("%s", msg);
     return -1;
 }
 
@@ -414,12 +400,12 @@ static char *xsread(const char *root, unsigned domid, const char *leaf)
     char p[128];
     snprintf(p, sizeof(p), "%s/%u/%s", root, domid, leaf);
     unsigned len;
-    return xs_read(env.xs, XBT_NULL, p, &len);
+    return xs_read(g_xs, XBT_NULL, p, &len);
 }
 
 static int xswrite(const char *path, const char *val)
 {
-    if (!xs_write(env.xs, XBT_NULL, path, val, strlen(val)))
+    if (!xs_write(g_xs, XBT_NULL, path, val, strlen(val)))
         return fail("xenstore write %s: %s", path, strerror(errno));
     return 0;
 }
@@ -444,7 +430,7 @@ static bool domain_is_xenopsd(unsigned domid)
 
 static void run_path(const char *base, unsigned domid, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/xl/run/%s-%u", env.rundir, base, domid);
+    snprintf(buf, len, "%s/xl/run/%s-%u", g_rundir, base, domid);
 }
 
 static xlq *open_cmd(unsigned domid, int timeout_ms, char *err, size_t errlen)
@@ -460,8 +446,8 @@ static int qmp_once(unsigned domid, const char *cmd, json_t *args, int fd, json_
                     int timeout_s)
 {
     char err[512];
-    int tmo = timeout_s < 0 ? -1 : bounded(timeout_s) * 1000;
-    xlq *c = open_cmd(domid, tmo < 0 ? bounded(DM_START_TIMEOUT) * 1000 : tmo, err, sizeof(err));
+    int tmo = timeout_s < 0 ? -1 : bound(timeout_s) * 1000;
+    xlq *c = open_cmd(domid, tmo < 0 ? bound(DM_START_TIMEOUT) * 1000 : tmo, err, sizeof(err));
     if (!c) {
         json_decref(args);
         return fail("domain %u: %s", domid, err);
@@ -678,7 +664,7 @@ static int xenopsd_event_connection(unsigned domid, pid_t dm)
 {
     char sock[4200], err[512];
     run_path("qmp-event", domid, sock, sizeof(sock));
-    long long deadline = now_ms() + bounded(XENOPSD_READY_TIMEOUT) * 1000LL;
+    long long deadline = now_ms() + bound(XENOPSD_READY_TIMEOUT) * 1000LL;
     int fd;
     /* Readiness = the event socket accepts a connection (polled). */
     while ((fd = connect_unix(sock)) < 0) {
@@ -689,14 +675,14 @@ static int xenopsd_event_connection(unsigned domid, pid_t dm)
             return fail("domain %u: the event socket %s never accepted", domid, sock);
         poll(NULL, 0, XENOPSD_POLL_MS);
     }
-    xlq *c = negotiate(fd, XLQ_XENOPSD, domid, bounded(DM_START_TIMEOUT) * 1000, err,
+    xlq *c = negotiate(fd, XLQ_XENOPSD, domid, bound(DM_START_TIMEOUT) * 1000, err,
                        sizeof(err));
     if (!c || xlq_send(c, "cont", NULL, err, sizeof(err)) < 0) {
         xlq_close(c);
         return fail("domain %u: event connection: %s", domid, err);
     }
     char logp[4300];
-    snprintf(logp, sizeof(logp), "%s/xl/log/qmp-events-%u.log", env.rundir, domid);
+    snprintf(logp, sizeof(logp), "%s/xl/log/qmp-events-%u.log", g_rundir, domid);
     pid_t pid = fork();
     if (pid < 0) {
         xlq_close(c);
@@ -729,7 +715,7 @@ int xlq_spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *restore_f
 {
     bool xenopsd = is_xenopsd();
     char p[256], d[4200];
-    snprintf(d, sizeof(d), "%s/xl/run", env.rundir);
+    snprintf(d, sizeof(d), "%s/xl/run", g_rundir);
     mkdir(d, 0755);
     snprintf(p, sizeof(p), "/libxl/%u/xensim-manager", domid);
     if (xswrite(p, xenopsd ? "xenopsd" : "libxl") < 0)
@@ -795,7 +781,7 @@ int xlq_spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *restore_f
         json_decref(ret);
     } else {
         snprintf(p, sizeof(p), "/local/domain/0/device-model/%u/state", domid);
-        r = xl_wait_value(p, "running", bounded(DM_START_TIMEOUT), pid);
+        r = wait_value(p, "running", bound(DM_START_TIMEOUT), pid, NULL, 0);
         if (r == -3)
             r = fail("device model (pid %ld) died before it was ready; see %s", (long)pid,
                      logpath);
@@ -834,7 +820,7 @@ int xlq_logdirty(unsigned domid, bool enable)
 }
 
 /* libxl__qmp_suspend_save: stop, add-fd, xen-save-devices-state. */
-static int suspend_libxl(unsigned domid, int fd)
+static int suspend_libxl(unsigned domid, int fd, bool live)
 {
     json_t *ret = NULL;
     if (qmp_once(domid, "stop", NULL, -1, NULL, -1) < 0 ||
@@ -844,9 +830,9 @@ static int suspend_libxl(unsigned domid, int fd)
     json_decref(ret);
     char fn[64];
     snprintf(fn, sizeof(fn), "/dev/fdset/%lld", (long long)set);
-    /* xl save is not live: live=false (QEMU >= 2.11 gets the argument). */
+    /* QEMU >= 2.11 gets the argument: true only for LIBXL_SUSPEND_LIVE. */
     return qmp_once(domid, "xen-save-devices-state",
-                    json_pack("{s:s,s:b}", "filename", fn, "live", 0), -1, NULL, -1);
+                    json_pack("{s:s,s:b}", "filename", fn, "live", live), -1, NULL, -1);
 }
 
 /* after_suspend_image: SIGTERM, and SIGKILL if the dm survives the bound.
@@ -862,7 +848,7 @@ static int stop_dm(pid_t pid)
         rc = fail("SIGTERM to the device model %ld: %s", (long)pid, strerror(errno));
     } else {
         struct pollfd p = { pfd, POLLIN, 0 };
-        if (poll(&p, 1, bounded(DM_START_TIMEOUT) * 1000) <= 0) {
+        if (poll(&p, 1, bound(DM_START_TIMEOUT) * 1000) <= 0) {
             fprintf(stderr, "xenopsd: device model %ld survived SIGTERM; SIGKILL\n", (long)pid);
             kill(pid, SIGKILL);
         }
@@ -899,14 +885,14 @@ static int suspend_xenopsd(unsigned domid, int fd)
     return xswrite(p, "1");
 }
 
-int xlq_suspend_dm(unsigned domid, const char *save_file)
+int xlq_suspend_dm(unsigned domid, const char *save_file, bool live)
 {
     bool xenopsd = domain_is_xenopsd(domid);
     /* libxl: O_WRONLY|O_CREAT 0600, no O_TRUNC; xenopsd: 0660. */
     int fd = open(save_file, O_WRONLY | O_CREAT | O_CLOEXEC, xenopsd ? 0660 : 0600);
     if (fd < 0)
         return fail("opening %s: %s", save_file, strerror(errno));
-    int r = xenopsd ? suspend_xenopsd(domid, fd) : suspend_libxl(domid, fd);
+    int r = xenopsd ? suspend_xenopsd(domid, fd) : suspend_libxl(domid, fd, live);
     close(fd);   /* libxl closes its copy once add-fd answered */
     if (r < 0)
         unlink(save_file);   /* libxl deletes the file when the save failed */

@@ -16,7 +16,6 @@
 #define XENSIM_XL_QMP_H
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -51,8 +50,6 @@ void xlq_close(xlq *c);
 
 /* -------------------------------------------------- xl's device-model steps */
 
-/* Set once by xl_main before any command. */
-void xlq_init(const char *rundir, int timeout, struct xs_handle *xs);
 /* --dialect / --manager: defaults for configs that do not say, kept in the
  * environment so the receiver of a migration (a child xl) inherits them.
  * 0, or -1 for an unknown value. */
@@ -75,17 +72,14 @@ int xlq_spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *restore_f
 int xlq_dm_resume(unsigned domid);
 /* xen-set-global-dirty-log. */
 int xlq_logdirty(unsigned domid, bool enable);
-/* The device model's part of a suspend, writing its state into save_file. */
-int xlq_suspend_dm(unsigned domid, const char *save_file);
+/* The device model's part of a suspend, writing its state into save_file
+ * (live: libxl's LIBXL_SUSPEND_LIVE, passed on as QMP `live`). */
+int xlq_suspend_dm(unsigned domid, const char *save_file, bool live);
 
-/* From xl_main.c: libxl's error line ("libxl: error: ...\n" on stderr). */
-void xl_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-/* From xl_main.c: its bounded xenstore wait (0, -1 timeout, -2 error,
- * -3 the pid given died). */
-int xl_wait_value(const char *path, const char *want, int secs, pid_t dm);
-/* fork/exec of a device model with libxl's environment, stdin /dev/null,
- * stdout/stderr appended to xl/log/qemu-dm-NAME.log (its path in logpath);
- * the nkeep fds in keep stay open in the child.  The pid, or -1. */
+/* From xl_main.c (beside xl_internal.h's helpers): fork/exec of a device
+ * model with libxl's environment, stdin /dev/null, stdout/stderr appended
+ * to xl/log/qemu-dm-NAME.log (its path in logpath); the nkeep fds in keep
+ * stay open in the child.  The pid, or -1. */
 pid_t xl_exec_dm(const char *const argv[], unsigned domid, const char *name, const int *keep,
                  int nkeep, char *logpath, size_t loglen);
 

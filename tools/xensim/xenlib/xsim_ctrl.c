@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "xsim_xenlib.h"
+#include <xenguest.h>  /* xc_domain_resume is declared there (libxenguest) */
 
 struct xc_interface_core {
     struct xsim_conn c;
@@ -75,6 +76,16 @@ int xc_domain_shutdown(xc_interface *xch, uint32_t domid, int reason)
     struct hv_rsp r;
     xsim_req_init(&q, HV_OP_DOMAIN_SHUTDOWN, domid);
     q.a32[0] = (uint32_t)reason;
+    return call(xch, &q, &r, NULL);
+}
+
+/* libxl_domain_resume's call: fast = suspend_cancel (cooperative). */
+int xc_domain_resume(xc_interface *xch, uint32_t domid, int fast)
+{
+    struct hv_req q;
+    struct hv_rsp r;
+    xsim_req_init(&q, HV_OP_DOMAIN_RESUME, domid);
+    q.a32[0] = fast != 0;
     return call(xch, &q, &r, NULL);
 }
 
