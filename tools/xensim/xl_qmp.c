@@ -857,13 +857,34 @@ static int stop_dm(pid_t pid)
     return rc;
 }
 
-/* Qemu_upstream_compat.Dm.suspend: add-fd (fd first, alone), stop,
- * xen-save-devices-state without live, remove-fd; then emu-manager's
- * dirty log off and after_suspend_image's SIGTERM. */
+/* assert_can_suspend: query-migratable (CommandNotFound tolerated); a
+ * refusal is recorded in data/cant_suspend_reason and stops the suspend. */
+static int xenopsd_can_suspend(unsigned domid)
+{
+    char sock[4200], err[512], p[96];
+    run_path("qmp-libxl", domid, sock, sizeof(sock));
+    xlq *c = xlq_open(sock, XLQ_XENOPSD, domid, bound(DM_START_TIMEOUT) * 1000, err, sizeof(err));
+    if (!c)
+        return fail("domain %u: %s", domid, err);
+    int r = xlq_exec(c, "query-migratable", NULL, -1, NULL, bound(DM_START_TIMEOUT) * 1000, err,
+                     sizeof(err));
+    xlq_close(c);
+    snprintf(p, sizeof(p), "/local/domain/%u/data/cant_suspend_reason", domid);
+    if (r == 0 || strstr(err, "CommandNotFound")) {
+        xs_rm(g_xs, XBT_NULL, p);
+        return 0;
+    }
+    xswrite(p, err);
+    return fail("domain %u cannot be suspended: %s", domid, err);
+}
+
+/* assert_can_suspend, then Qemu_upstream_compat.Dm.suspend: add-fd (fd
+ * first, alone), stop, xen-save-devices-state without live, remove-fd;
+ * then emu-manager's dirty log off and after_suspend_image's SIGTERM. */
 static int suspend_xenopsd(unsigned domid, int fd)
 {
     json_t *ret = NULL;
-    if (qmp_once(domid, "add-fd", NULL, fd, &ret, -1) < 0)
+    if (xenopsd_can_suspend(domid) < 0 || qmp_once(domid, "add-fd", NULL, fd, &ret, -1) < 0)
         return -1;
     json_int_t set = json_integer_value(json_object_get(ret, "fdset-id"));
     json_decref(ret);
