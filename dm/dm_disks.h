@@ -14,7 +14,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "blk.h"
 #include "dm_config.h"
+#include "dm_guestmem.h"
+#include "dm_io.h"
+#include "dm_irq.h"
+#include "dm_loop.h"
+#include "dm_pci.h"
+#include "dm_pci_msi.h"
+#include "dm_statefile.h"
+#include "runstate.h"
+#include "xsc_disks.h"
 
 #define DM_DISKS_MAX 16
 #define DM_DISK_PATH_MAX 1024
@@ -43,5 +53,76 @@ typedef struct dm_disk_list {
     size_t n;
     dm_disk_spec disk[DM_DISKS_MAX];
 } dm_disk_list;
+
+/* ------------------------------------------------------------- module */
+
+typedef struct dm_disks dm_disks;
+
+typedef struct dm_disks_cfg {
+    dm_loop *loop;
+    dm_io_space *pio;
+    dm_pci_bus *pci;
+    dm_irq *irq;
+    rs_vm *vm;
+    dm_guestmem *gm;
+    dm_state_reg *state;         /* may be NULL: no save/load */
+    const dm_config *config;     /* `[disk NAME]` sections; NULL: none */
+    /* BLOCK_IO_ERROR of every disk (QMP event, xenstore, ...); may be NULL. */
+    dm_blk_event_fn on_event;
+    void *event_opaque;
+    /* MSI for the AHCI function (dm_pci_msi_inject_xen with the dm_xen);
+     * NULL: INTx only. */
+    dm_pci_msi_inject_fn inject_msi;
+    void *msi_opaque;
+} dm_disks_cfg;
+
+/*
+ * Creates the disk controllers the machine always has (PIIX3 IDE at
+ * 00:01.1, as QEMU's xenfv machine, with or without disks) and a
+ * change-state handler that re-takes the image locks before the VM runs
+ * again.  Negative errno with err set.  [main]
+ */
+int dm_disks_new(const dm_disks_cfg *cfg, dm_disks **out, char *err, size_t errlen);
+/* Detaches every disk (cancelling what is in flight, closing the images)
+ * and removes the controllers.  [main] */
+void dm_disks_free(dm_disks *ds);
+
+/*
+ * Opens one block backend per entry and puts it on its controller, before
+ * the guest runs.  Refused with a message naming the disk: an image
+ * format other than raw, a CD-ROM (rsdm has no ATAPI), an IDE unit beyond
+ * 3 or an AHCI port beyond 5, or one already taken, an
+ * image that cannot be opened or locked.  On failure nothing of `list` stays
+ * attached.  The ICH9 AHCI function is created with the first AHCI disk.
+ * [main]
+ */
+int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t errlen);
+
+/* The traditional dialect: the guest's vbd disks from xenstore as specs
+ * (no policies set: they come from the config file). */
+void dm_disks_from_xenstore(const xsc_disk_list *in, dm_disk_list *out);
+
+/* The policies and cache mode a spec ends up with: the spec's own, else
+ * the config file's section for its name, else QEMU's defaults (rerror
+ * report, werror enospc, cache writeback). */
+void dm_disks_resolve(const dm_disk_spec *spec, const dm_config *config, dm_err_action *rerror,
+                      dm_err_action *werror, dm_cache_mode *cache);
+
+size_t dm_disks_count(const dm_disks *ds);
+dm_blk *dm_disks_blk(const dm_disks *ds, size_t i);
+const dm_disk_spec *dm_disks_spec(const dm_disks *ds, size_t i);
+/* Commands parked by an io-error stop on every controller. */
+unsigned dm_disks_parked(const dm_disks *ds);
+
+/*
+ * Image locks around a save: flush and release every lock after a live
+ * save of a stopped VM (the destination may then open the images), and re-take them
+ * before the VM runs again.  The module's own start handler re-takes them
+ * too; a caller that can refuse the start (QMP `cont`) calls
+ * dm_disks_lock_acquire first and fails the command with its message.
+ * -errno with err naming the image another process holds.  [main]
+ */
+void dm_disks_lock_release(dm_disks *ds);
+int dm_disks_lock_acquire(dm_disks *ds, char *err, size_t errlen);
 
 #endif

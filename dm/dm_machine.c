@@ -26,6 +26,8 @@
 #include "dev_uart.h"
 #include "dm_platform.h"
 #include "dm_chardev.h"
+#include "dm_config.h"
+#include "dm_disks.h"
 #include "dm_guestmem.h"
 #include "dm_io.h"
 #include "dm_ioreq.h"
@@ -34,6 +36,7 @@
 #include "dm_loop.h"
 #include "dm_machine.h"
 #include "dm_pci.h"
+#include "dm_pci_msi.h"
 #include "dm_privs.h"
 #include "dm_qmp.h"
 #include "dm_statefile.h"
@@ -65,6 +68,8 @@ struct dm_machine {
     dm_chardev *chr[DM_ARGS_MAX_SERIAL];
     uart *uarts[DM_ARGS_MAX_SERIAL];
     dm_platform *plat;
+    dm_config config;
+    dm_disks *disks;
     xsc *xsc;
     dm_qmp *qmp;                     /* qemu-xen dialect */
     dm_watch *w_ioreq, *w_requests, *w_xsc;
@@ -300,7 +305,12 @@ static void on_signal(void *opaque, int signo)
 static int save_state(void *opaque, int fd, char *why, size_t why_len)
 {
     dm_machine *m = opaque;
-    return dm_state_save_fd(m->state, fd, why, why_len);
+    int r = dm_state_save_fd(m->state, fd, why, why_len);
+    /* A saved, stopped VM gives up its images: the destination may open
+     * them; they are re-taken before this VM runs again. */
+    if (r == 0 && !rs_is_live(m->vm))
+        dm_disks_lock_release(m->disks);
+    return r;
 }
 
 static int set_logdirty(void *opaque, bool enable, char *why, size_t why_len)
@@ -316,14 +326,20 @@ static int set_logdirty(void *opaque, bool enable, char *why, size_t why_len)
 static int qmp_save_state(void *opaque, int fd, bool live, char *why, size_t why_len)
 {
     dm_machine *m = opaque;
-    (void)live;   /* image locks: the disk module's, released on its drain hook */
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
         (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
         snprintf(why, why_len, "truncating the state file: %s", strerror(errno));
         return -1;
     }
-    return dm_state_save_fd(m->state, fd, why, why_len) < 0 ? -1 : 0;
+    if (dm_state_save_fd(m->state, fd, why, why_len) < 0)
+        return -1;
+    /* QEMU: a live save of a VM that was not running (libxl sent `stop`)
+     * releases the image locks for the destination; the disk module takes
+     * them back before the VM runs again (`cont` after a failed migration). */
+    if (live && rs_get_state(m->vm) != RS_SAVE_VM && m->disks)
+        dm_disks_lock_release(m->disks);
+    return 0;
 }
 
 static int qmp_load_state(void *opaque, int fd, char *why, size_t why_len)
@@ -384,38 +400,39 @@ static int open_serials(dm_machine *m, char *why, size_t len)
     return 0;
 }
 
-/* Disks come with the disk devices (later issues); until then a guest with
- * disks is refused at start, naming them, rather than booted without them. */
-static int refuse_disks(dm_machine *m, char *why, size_t len)
+/* The disks: PIIX3 IDE always (as QEMU's xenfv), with the guest's vbd
+ * disks from xenstore (traditional) or the command line's -drive/-device
+ * (qemu-xen), their policies from there, else the config file. */
+static int attach_disks(dm_machine *m, char *why, size_t len)
 {
+    dm_config_init(&m->config);
+    if (m->args.config) {
+        int r = dm_config_load(&m->config, m->args.config, why, len);
+        if (r < 0)
+            return r;
+    }
+    dm_disks_cfg dc = { .loop = m->loop, .pio = m->pio, .pci = m->pci, .irq = m->irq,
+                        .vm = m->vm, .gm = m->gm, .state = m->state, .config = &m->config,
+                        .inject_msi = dm_pci_msi_inject_xen, .msi_opaque = &m->xen };
+    int r = dm_disks_new(&dc, &m->disks, why, len);
+    if (r < 0)
+        return r;
+    /* qemu-xen: the command line names the disks (QEMU reads no vbd). */
+    if (m->args.dialect == DM_DIALECT_QEMU_XEN)
+        return dm_disks_attach(m->disks, &m->args.disks, why, len);
     struct xs_handle *xs = xsc_xs(m->xsc);
     if (!xs)
         return 0;
-    xsc_disk_list disks;
+    xsc_disk_list found;
     xsc_logger lg = { log_from_runstate, NULL };
-    int r = xsc_disks_read(xs, (unsigned)m->args.domid, NULL, &lg, &disks);
+    r = xsc_disks_read(xs, (unsigned)m->args.domid, NULL, &lg, &found);
     if (r < 0) {
         snprintf(why, len, "reading the guest's vbd devices: %s", strerror(-r));
         return r;
     }
-    if (disks.n == 0)
-        return 0;
-    snprintf(why, len, "disk %s (%.200s) cannot be served: this rsdm build has no IDE/AHCI "
-                       "device yet",
-             disks.disk[0].dev, disks.disk[0].path);
-    return -ENOTSUP;
-}
-
-/* The qemu-xen line names its disks itself (dm_args' disk list): refused
- * the same way until the disk devices consume the list. */
-static int refuse_argv_disks(dm_machine *m, char *why, size_t len)
-{
-    if (m->args.disks.n == 0)
-        return 0;
-    snprintf(why, len, "disk %s (%.200s) cannot be served: this rsdm build has no IDE/AHCI "
-                       "device yet",
-             m->args.disks.disk[0].name, m->args.disks.disk[0].path);
-    return -ENOTSUP;
+    static dm_disk_list list;
+    dm_disks_from_xenstore(&found, &list);
+    return dm_disks_attach(m->disks, &list, why, len);
 }
 
 /* The QMP control of the qemu-xen dialect, with the Xen commands when a
@@ -529,6 +546,8 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     STEP("PCI bus", nonnull(m->pci = dm_pci_bus_new(m->pio, m->mmio, m->irq)));
     STEP("map PCI devices", dm_pci_listener_add(m->pci, ioreq_pci_listener, m, true));
     STEP("device state registry", nonnull(m->state = dm_state_reg_new()));
+    /* Configuration space (BARs the guest placed, command bits) travels too. */
+    STEP("PCI state", dm_pci_bus_set_state_reg(m->pci, m->state));
     STEP("serial port", open_serials(m, why, sizeof(why)));
     STEP("pause reference", rs_event_sink_add(m->vm, pause_ref_sink, m));
 
@@ -551,8 +570,6 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
      * hook then): readiness shows over QMP only. */
     if (!args->restrict_xen)
         STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
-    STEP("disks", refuse_disks(m, why, sizeof(why)));
-    STEP("disks on the command line", refuse_argv_disks(m, why, sizeof(why)));
     STEP("platform devices",
          dm_platform_init(&(dm_platform_cfg){ .pio = m->pio, .pci = m->pci, .irq = m->irq,
                                                .vm = m->vm, .state = m->state,
@@ -564,6 +581,7 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
                                                .on_rtc_change = on_rtc_change,
                                                .rtc_opaque = m },
                           &m->plat, why, sizeof(why)));
+    STEP("disks", attach_disks(m, why, sizeof(why)));
     /* qemu-xen: libxl copies the pty from query-chardev itself. */
     if (!qxen && m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)
         STEP("publish console", xsc_publish_serial_tty(m->xsc, dm_chardev_pty_path(m->chr[0])));
@@ -640,9 +658,10 @@ void dm_machine_stop(dm_machine *m)
         if (m->chr[i])
             dm_chardev_close(m->chr[i]);
     }
+    dm_disks_free(m->disks);
     dm_platform_free(m->plat);
-    dm_state_reg_free(m->state);
     dm_pci_bus_free(m->pci);
+    dm_state_reg_free(m->state);
     dm_irq_free(m->irq);
     if (m->mmio)
         dm_io_space_free(m->mmio);

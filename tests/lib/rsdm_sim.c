@@ -64,6 +64,78 @@ int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int tim
     return -ETIMEDOUT;
 }
 
+/* The vbd nodes `xl create` writes for a disk (tools/xensim/xl_main.c). */
+static int write_vbd(rsdm_sim *s, const rsdm_sim_disk *d)
+{
+    int idx = d->vdev[2] - 'a';
+    /* Linux's numbering: hda/hdb major 3, hdc/hdd major 22, sdX major 8. */
+    unsigned devid = d->vdev[0] == 's' ? (8u << 8) | ((unsigned)idx << 4)
+                     : idx < 2         ? (3u << 8) | ((unsigned)idx << 6)
+                                       : (22u << 8) | ((unsigned)(idx - 2) << 6);
+    char be[128], fe[128], p[192], v[32];
+    snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", s->dom, devid);
+    snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", s->dom, devid);
+    snprintf(v, sizeof(v), "%u", devid);
+    const char *kv[][2] = {
+        { be, "" }, { "frontend", fe }, { "params", d->path }, { "type", "phy" },
+        { "dev", d->vdev }, { "mode", "w" }, { "device-type", "disk" }, { "state", "1" },
+        { fe, "" }, { "backend", be }, { "backend-id", "0" }, { "virtual-device", v },
+    };
+    const char *dir = be;
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+        if (kv[i][0][0] == '/') {
+            dir = kv[i][0];
+            snprintf(p, sizeof(p), "%s", dir);
+        } else {
+            snprintf(p, sizeof(p), "%s/%s", dir, kv[i][0]);
+        }
+        if (!xs_write(s->xs, XBT_NULL, p, kv[i][1], strlen(kv[i][1]))) {
+            perror("rsdm_sim: writing the vbd nodes");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len)
+{
+    snprintf(out, len, "%s/qemu-save.%u", s->dir, s->dom);
+}
+
+/* The traditional dialect's dm, up to `running`. */
+static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
+{
+    char rsdm[4200], domarg[16];
+    snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
+    snprintf(domarg, sizeof(domarg), "%u", s->dom);
+    char *argv[16] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
+                       "--save-dir", s->dir };
+    int n = 9;
+    if (config) {
+        argv[n++] = "--config";
+        argv[n++] = (char *)config;
+    }
+    if (loadvm) {
+        argv[n++] = "-loadvm";
+        argv[n++] = (char *)loadvm;
+    }
+    argv[n] = NULL;
+    xs_rm(s->xs, XBT_NULL, s->state);
+    s->dm_exited = 0;
+    s->dm = spawn(argv, s->log);
+    if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
+        fprintf(stderr, "rsdm_sim: rsdm-sim %s (log %s)\n",
+                s->dm_exited ? "exited before it wrote running" : "never wrote running", s->log);
+        return -1;
+    }
+    return 0;
+}
+
+int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config)
+{
+    return spawn_dm(s, config, file);
+}
+
 /* xensim, the hypervisor, the domain and the watches; no dm yet. */
 static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
 {
@@ -119,28 +191,17 @@ static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
     return 0;
 }
 
-static int spawn_traditional(rsdm_sim *s)
+/* The host, the vbd nodes, the dm by `spawn_fn`, then the domain unpaused
+ * as libxl does once the dm is ready. */
+static int start_with(rsdm_sim *s, const rsdm_sim_opts *o,
+                      int (*spawn_fn)(rsdm_sim *, const rsdm_sim_opts *))
 {
-    char rsdm[4200], domarg[16];
-    snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
-    snprintf(domarg, sizeof(domarg), "%u", s->dom);
-    /* --save-dir: the traditional `save` writes qemu-save.<domid> here. */
-    char *dmargv[] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
-                       "--save-dir", s->dir, NULL };
-    s->dm = spawn(dmargv, s->log);
-    if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
-        fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", s->log);
-        return -1;
-    }
-    return 0;
-}
-
-/* The host, the dm by `spawn_dm`, then the domain unpaused as libxl does
- * once the dm is ready. */
-static int start_with(rsdm_sim *s, const char *name, unsigned vcpus,
-                      int (*spawn_dm)(rsdm_sim *, bool), bool restricted)
-{
-    if (start_host(s, name, vcpus) < 0 || spawn_dm(s, restricted) < 0)
+    if (start_host(s, o->name, o->vcpus) < 0)
+        goto fail;
+    for (unsigned i = 0; i < o->ndisks; i++)
+        if (write_vbd(s, &o->disks[i]) < 0)
+            goto fail;
+    if (spawn_fn(s, o) < 0)
         goto fail;
     if (hv_domain_unpause(s->dom) < 0) {
         fprintf(stderr, "rsdm_sim: unpausing the domain failed\n");
@@ -152,20 +213,20 @@ fail:
     return -1;
 }
 
-static int spawn_traditional_for(rsdm_sim *s, bool restricted)
+static int spawn_traditional(rsdm_sim *s, const rsdm_sim_opts *o)
 {
-    (void)restricted;
-    return spawn_traditional(s);
-}
-
-static int spawn_qmp_fresh(rsdm_sim *s, bool restricted)
-{
-    return rsdm_sim_spawn_qmp(s, restricted, -1);
+    return spawn_dm(s, o->config, NULL);
 }
 
 int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
 {
-    return start_with(s, name, vcpus, spawn_traditional_for, false);
+    rsdm_sim_opts o = { .name = name, .vcpus = vcpus };
+    return rsdm_sim_start_opts(s, &o);
+}
+
+int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
+{
+    return start_with(s, o, spawn_traditional);
 }
 
 int rsdm_sim_pause_count(const rsdm_sim *s)
@@ -323,9 +384,15 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
     return 0;
 }
 
+static int spawn_qmp_fresh(rsdm_sim *s, const rsdm_sim_opts *o)
+{
+    return rsdm_sim_spawn_qmp(s, o->restricted, -1);
+}
+
 int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restricted)
 {
-    return start_with(s, name, vcpus, spawn_qmp_fresh, restricted);
+    rsdm_sim_opts o = { .name = name, .vcpus = vcpus, .restricted = restricted };
+    return start_with(s, &o, spawn_qmp_fresh);
 }
 
 int rsdm_sim_stop_dm(rsdm_sim *s)

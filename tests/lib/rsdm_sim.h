@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -69,6 +70,31 @@ void rsdm_sim_guest_stop(rsdm_sim_guest *g);
 /* Until the guest made one more access (a stopped vCPU makes none). */
 void rsdm_sim_guest_step(rsdm_sim_guest *g);
 
+
+/* A guest disk as the toolstack writes it: a vbd backend/frontend pair. */
+typedef struct rsdm_sim_disk {
+    const char *vdev;                  /* "hda" .. "hdd" (IDE), "sda" .. (AHCI port 0 ..) */
+    const char *path;                  /* raw image */
+} rsdm_sim_disk;
+
+typedef struct rsdm_sim_opts {
+    const char *name;
+    unsigned vcpus;
+    const rsdm_sim_disk *disks;
+    unsigned ndisks;
+    const char *config;                /* rsdm's --config FILE, or NULL */
+    bool restricted;                   /* rsdm_sim_start_qmp: libxl's dm_restrict */
+} rsdm_sim_opts;
+
+/* rsdm_sim_start with disks and a config file; rsdm-sim saves into s->dir
+ * (--save-dir), so the traditional save file is rsdm_sim_save_path(). */
+int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o);
+/* Where a traditional `save` puts the device state. */
+void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len);
+/* A new rsdm-sim for the same domain restoring `file` (-loadvm), as libxl
+ * does after a restore; the previous one must be stopped.  config may be
+ * NULL.  0 once it wrote `running`, or -1. */
+int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config);
 /* SIGTERM to rsdm-sim and reap it: its wait status, or -1. */
 int rsdm_sim_stop_dm(rsdm_sim *s);
 /* rsdm-sim (if still running), the domain, the hypervisor, xensim, the directory. */

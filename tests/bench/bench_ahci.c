@@ -1,0 +1,244 @@
+/*
+ * bench_ahci: AHCI throughput through the device path — xensim's AHCI
+ * driver issuing commands (MMIO registers, command list, PRDT and FISes in
+ * guest RAM, NCQ), rsdm's AHCI controller moving the data between guest
+ * RAM and its bounce buffers, the block backend's workers doing the I/O —
+ * next to direct I/O on the same backend and image with the same request
+ * size and depth (dm_blk_submit from the dm's thread, no device), in the
+ * same run.  Workloads: 4 KiB random reads at depth 1 and 32 (NCQ), 4 KiB
+ * random writes at depth 32 (NCQ), 1 MiB sequential reads (16 commands of
+ * 64 KiB issued together: the driver's largest command).
+ *
+ * Two device figures per workload: "rig", the controller in this process
+ * with the guest's register accesses as function calls (tests/lib/ahci_rig:
+ * the device model's own cost), and "rsdm-sim", a real rsdm-sim serving
+ * the image as its vbd `sda` with the guest on vCPU 0 of the simulated
+ * hypervisor, every register access an ioreq round trip (the whole path).
+ *
+ * Placement: this process's thread (the rig's vCPU and main loop, then the
+ * rsdm-sim guest's vCPU) is pinned to the first usable CPU; the backend's
+ * workers and rsdm-sim are not pinned.  The image lives in the page cache
+ * (cache=writeback), so the figures measure the device model, not a disk.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include "../lib/ahci_rig.h"
+#include "../lib/bench_util.h"
+#include "../lib/rsdm_sim.h"
+#include "dm_log.h"
+#include "guest_hv.h"
+
+#define DISK_MIB 128
+#define REGION_SECTORS (64u * 2048u)   /* random I/O within the first 64 MiB */
+#define DEPTH 32
+
+typedef struct workload {
+    const char *name;
+    bool write;
+    bool sequential;
+    unsigned sectors;     /* per command */
+    unsigned depth;       /* commands issued together */
+    unsigned batches;
+} workload;
+
+static const workload loads[] = {
+    { "4k-randread-qd1", false, false, 8, 1, 4000 },
+    { "4k-randread-qd32", false, false, 8, DEPTH, 300 },
+    { "4k-randwrite-qd32", true, false, 8, DEPTH, 300 },
+    { "1m-seqread", false, true, 128, 16, 150 },
+};
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* The LBA of command i of batch b. */
+static uint64_t lba_of(const workload *w, unsigned b, unsigned i)
+{
+    if (w->sequential)
+        return ((uint64_t)b * w->depth + i) * w->sectors % REGION_SECTORS;
+    return rnd() % (REGION_SECTORS / w->sectors) * w->sectors;
+}
+
+static uint8_t *bufs[DEPTH];
+
+/* The workload through xensim's driver on `hba`. */
+static int run_guest(struct guest_ahci *hba, const workload *w, double *secs)
+{
+    struct guest_ahci_io io[DEPTH];
+    uint64_t t0 = bench_now_ns();
+    for (unsigned b = 0; b < w->batches; b++) {
+        for (unsigned i = 0; i < w->depth; i++)
+            io[i] = (struct guest_ahci_io){ .write = w->write, .lba = lba_of(w, b, i),
+                                            .count = w->sectors, .buf = bufs[i] };
+        int rc = w->depth == 1 ? guest_ahci_rw(hba, w->write, io[0].lba, w->sectors, bufs[0])
+                               : guest_ahci_ncq(hba, io, w->depth);
+        if (rc < 0) {
+            fprintf(stderr, "bench_ahci: %s: %s\n", w->name, guest_bus_error(hba->bus));
+            return -1;
+        }
+    }
+    *secs = (double)(bench_now_ns() - t0) / 1e9;
+    return 0;
+}
+
+typedef struct direct_ctx {
+    unsigned pending;
+    int err;
+} direct_ctx;
+
+static void direct_done(void *opaque, int ret)
+{
+    direct_ctx *c = opaque;
+    c->pending--;
+    if (ret < 0)
+        c->err = ret;
+}
+
+static int run_direct(ahci_rig *r, const workload *w, double *secs)
+{
+    direct_ctx c = { 0 };
+    uint64_t t0 = bench_now_ns();
+    for (unsigned b = 0; b < w->batches; b++) {
+        for (unsigned i = 0; i < w->depth; i++) {
+            if (!dm_blk_submit(r->blk, w->write ? DM_BLK_WRITE : DM_BLK_READ,
+                               lba_of(w, b, i) * DM_BLK_SECTOR, bufs[i],
+                               (size_t)w->sectors * DM_BLK_SECTOR, direct_done, &c)) {
+                fprintf(stderr, "bench_ahci: %s: direct submit failed\n", w->name);
+                return -1;
+            }
+            c.pending++;
+        }
+        while (c.pending)
+            ahci_rig_pump(r, 100);
+        if (c.err) {
+            fprintf(stderr, "bench_ahci: %s: direct I/O failed: %s\n", w->name, strerror(-c.err));
+            return -1;
+        }
+    }
+    *secs = (double)(bench_now_ns() - t0) / 1e9;
+    return 0;
+}
+
+#define NLOADS (sizeof(loads) / sizeof(loads[0]))
+
+typedef struct figures {
+    double direct, rig, sim;      /* seconds per workload */
+} figures;
+
+/* The same workloads through a real rsdm-sim serving `image` as sda. */
+static int run_sim(const char *image, figures *f)
+{
+    rsdm_sim sim;
+    rsdm_sim_disk disk = { "sda", image };
+    rsdm_sim_opts o = { .name = "bench-ahci", .vcpus = 1, .disks = &disk, .ndisks = 1 };
+    if (rsdm_sim_start_opts(&sim, &o) < 0)
+        return -1;
+    static struct guest_bus bus;
+    static struct guest_fw fw;
+    static struct guest_ahci hba;
+    char err[256];
+    int rc = -1;
+    if (guest_hv_open(&bus, sim.dom, 0, 1u << 20, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bench_ahci: %s\n", err);
+        goto out;
+    }
+    bus.timeout_ms = 30000;
+    if (guest_fw_scan(&bus, &fw, true) < 0 || guest_ahci_init(&hba, &bus, &fw) < 0) {
+        fprintf(stderr, "bench_ahci: rsdm-sim guest: %s\n", guest_bus_error(&bus));
+        goto out_bus;
+    }
+    rc = 0;
+    for (size_t k = 0; k < NLOADS && rc == 0; k++)
+        rc = run_guest(&hba, &loads[k], &f[k].sim);
+out_bus:
+    guest_bus_close(&bus);
+out:
+    rsdm_sim_stop_dm(&sim);
+    rsdm_sim_stop(&sim);
+    return rc;
+}
+
+int main(void)
+{
+    dm_log_set_level(DM_LOG_WARNING);
+    int cpus[2];
+    int ncpu = bench_cpus(cpus);
+    if (ncpu < 1 || bench_pin(cpus[0]) < 0) {
+        fprintf(stderr, "bench_ahci: cannot pin to a CPU\n");
+        return 1;
+    }
+    for (unsigned i = 0; i < DEPTH; i++)
+        if (!(bufs[i] = calloc(1, 128 * 512)))
+            return 1;
+    char dir[] = "/tmp/bench-ahci.XXXXXX", image[64];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(image, sizeof(image), "%s/sda.img", dir);
+    FILE *img = fopen(image, "w");
+    if (!img || ftruncate(fileno(img), (off_t)DISK_MIB << 20) < 0 || fclose(img) != 0) {
+        fprintf(stderr, "bench_ahci: cannot create %s\n", image);
+        return 1;
+    }
+    static ahci_rig r;
+    ahci_rig_opts o = { .disk_mib = DISK_MIB, .image = image, .rerror = DM_ERR_REPORT,
+                        .werror = DM_ERR_ENOSPC, .workers = DEPTH, .timeout_ms = 30000 };
+    if (ahci_rig_start(&r, &o) < 0)
+        return 1;
+    /* Real data in the region, so reads are not served from a hole. */
+    workload fill = { "fill", true, true, 128, 16, REGION_SECTORS / (128 * 16) };
+    static figures f[NLOADS];
+    double t;
+    int rc = run_direct(&r, &fill, &t);
+    for (size_t k = 0; k < NLOADS && rc == 0; k++) {
+        rnd_state = 0x9e3779b97f4a7c15ull;
+        if (run_direct(&r, &loads[k], &f[k].direct) < 0)
+            rc = -1;
+        rnd_state = 0x9e3779b97f4a7c15ull;
+        if (rc == 0 && run_guest(&r.hba, &loads[k], &f[k].rig) < 0)
+            rc = -1;
+    }
+    dm_blk_stats bs;
+    dm_blk_get_stats(r.blk, &bs);
+    dm_ahci_stats as;
+    dm_ahci_get_stats(r.ahci, &as);
+    ahci_rig_stop(&r);                 /* releases the image for rsdm-sim */
+    if (rc == 0 && run_sim(image, f) < 0)
+        rc = -1;
+    unlink(image);
+    rmdir(dir);
+    if (rc < 0)
+        return 1;
+    printf("placement: this thread (rig vCPU + dm main loop, then the rsdm-sim guest's vCPU 0) "
+           "on CPU %d; backend workers (%d in the rig, rsdm-sim's default) and rsdm-sim "
+           "unpinned; image %u MiB in the page cache\n", cpus[0], DEPTH, DISK_MIB);
+    printf("%-18s %11s %9s %11s %9s %11s %9s %7s %7s\n", "workload", "direct IOPS", "MB/s",
+           "rig IOPS", "MB/s", "sim IOPS", "MB/s", "rig", "sim");
+    for (size_t k = 0; k < NLOADS; k++) {
+        const workload *w = &loads[k];
+        double n = (double)w->batches * w->depth;
+        double mb = n * w->sectors * 512 / 1e6;
+        printf("%-18s %11.0f %9.1f %11.0f %9.1f %11.0f %9.1f %7.2f %7.2f\n", w->name,
+               n / f[k].direct, mb / f[k].direct, n / f[k].rig, mb / f[k].rig, n / f[k].sim,
+               mb / f[k].sim, f[k].direct / f[k].rig, f[k].direct / f[k].sim);
+    }
+    printf("rig backend: max %u in flight, %" PRIu64 " completions out of order; device: max %u "
+           "NCQ commands at the backend\n",
+           bs.max_in_flight, bs.out_of_order, as.max_ncq_in_flight);
+    printf("ratios = device throughput / direct throughput (1.00: the device path costs "
+           "nothing)\n");
+    for (unsigned i = 0; i < DEPTH; i++)
+        free(bufs[i]);
+    return 0;
+}
