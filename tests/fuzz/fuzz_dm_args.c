@@ -44,13 +44,22 @@ static void check_accepted(const dm_args *a)
     check_str(a->domain_name);
     check_str(a->loadvm);
     check_str(a->machine);
+    /* The qemu-xen dialect names its machine by a constant (its option
+     * string has more in it). */
+    if (a->dialect == DM_DIALECT_QEMU_XEN) {
+        if (a->machine && strcmp(a->machine, "xenfv") != 0 && strcmp(a->machine, "none") != 0)
+            abort();
+        if (a->nmonitors > DM_ARGS_MAX_MONITORS || a->disks.n > DM_DISKS_MAX ||
+            a->probe != (a->machine && !strcmp(a->machine, "none")))
+            abort();
+    }
     check_str(a->vcpu_avail);
     check_str(a->save_dir);
     check_str(a->config);
     if (a->help || a->version)
         return;
-    /* -1: no domain named (a dialect's probe run may need none). */
-    if (a->domid != -1 && (a->domid < 1 || a->domid > DM_DOMID_MAX))
+    /* libxl's probe runs without a domain. */
+    if (!(a->probe && a->domid == -1) && (a->domid < 1 || a->domid > DM_DOMID_MAX))
         abort();
     if (a->vcpus < 1 || a->vcpus > DM_VCPUS_MAX)
         abort();
