@@ -39,6 +39,8 @@ struct dm_chardev {
     bool own_fds;                 /* false for stdio */
     dm_watch *w_in, *w_out;       /* w_out only when out_fd != in_fd */
     int listen_fd;
+    dev_t sock_dev;               /* the socket file this chardev bound, */
+    ino_t sock_ino;               /* so close removes only its own */
     dm_watch *w_listen;
     dm_timer *pty_timer;
     bool connected;
@@ -400,6 +402,10 @@ static int open_unix(dm_chardev *chr, char *err, size_t errlen)
         return -e;
     }
     chr->listen_fd = fd;
+    if (lstat(chr->spec.path, &st) == 0) {
+        chr->sock_dev = st.st_dev;
+        chr->sock_ino = st.st_ino;
+    }
     chr->hold = !chr->spec.nowait;
     chr->w_listen = dm_watch_add(chr->loop, fd, on_accept, NULL, chr);
     if (!chr->w_listen) {
@@ -517,7 +523,13 @@ void dm_chardev_close(dm_chardev *chr)
         close(chr->out_fd);
     if (chr->listen_fd >= 0) {
         close(chr->listen_fd);
-        unlink(chr->spec.path);
+        /* A restored dm may already serve the same path (same-host migrate:
+         * the new one starts before the old one exits): remove the socket
+         * only if it is still the one this chardev bound. */
+        struct stat st;
+        if (lstat(chr->spec.path, &st) == 0 && st.st_dev == chr->sock_dev &&
+            st.st_ino == chr->sock_ino)
+            unlink(chr->spec.path);
     }
     free(chr);
 }

@@ -246,6 +246,21 @@ static void test_unix_server(void **state)
     dm_chardev_close(chr);
     assert_int_not_equal(access(path, F_OK), 0);      /* socket removed */
 
+    /* Same-host migration: the restored dm binds the path while the old
+     * one still runs (replacing its socket); the old one's close must not
+     * remove the new one's socket. */
+    dm_chardev *old_chr, *new_chr;
+    assert_int_equal(dm_chardev_open(loop, spec, &old_chr, err, sizeof(err)), 0);
+    assert_int_equal(dm_chardev_open(loop, spec, &new_chr, err, sizeof(err)), 0);
+    dm_chardev_close(old_chr);
+    assert_int_equal(access(path, F_OK), 0);          /* the new one's, kept */
+    c = connect_unix(path);
+    assert_true(c >= 0);
+    RUN_UNTIL(loop, dm_chardev_connected(new_chr));
+    close(c);
+    dm_chardev_close(new_chr);
+    assert_int_not_equal(access(path, F_OK), 0);      /* its own, removed */
+
     /* nowait: output without a client is discarded. */
     snprintf(spec, sizeof(spec), "unix:%s,server,nowait", path);
     assert_int_equal(dm_chardev_open(loop, spec, &chr, err, sizeof(err)), 0);
