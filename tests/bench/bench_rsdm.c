@@ -95,20 +95,6 @@ static int wait_value(struct xs_handle *xs, const char *path, const char *want)
     }
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static void row(const char *what, double value, double base, const char *unit)
 {
     printf("  %-36s %12.1f %12.1f %-6s %8.2f\n", what, value, base, unit, value / base);
@@ -195,9 +181,9 @@ int main(void)
     /* Resident memory, against a sleeping process. */
     char *sleepargv[] = { "/bin/sleep", "30", NULL };
     pid_t sl = spawn(sleepargv, "/dev/null");
-    long rss_dm = rss_kib(dm), rss_sleep = -1;
+    long rss_dm = bench_rss_kib(dm), rss_sleep = -1;
     for (int i = 0; i < 1000 && rss_sleep <= 0; i++) {
-        rss_sleep = rss_kib(sl);    /* until exec has replaced the child */
+        rss_sleep = bench_rss_kib(sl);    /* until exec has replaced the child */
         char exe[64], target[256];
         snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)sl);
         ssize_t n = readlink(exe, target, sizeof(target) - 1);
@@ -287,13 +273,5 @@ int main(void)
     hv_domain_destroy(dom);
     xs_close(xs);
     xsim_fixture_stop();
-    FILE *pf = fopen(pidfile, "r");
-    int xpid = 0;
-    if (pf && fscanf(pf, "%d", &xpid) == 1 && xpid > 0)
-        kill(xpid, SIGTERM);
-    if (pf)
-        fclose(pf);
-    char rm[4300];
-    snprintf(rm, sizeof(rm), "rm -rf '%s'", rundir);
-    return system(rm) == 0 ? 0 : 1;
+    return bench_daemon_cleanup(pidfile, rundir) == 0 ? 0 : 1;
 }

@@ -5,6 +5,8 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -43,6 +45,34 @@ int bench_cpus(int cpus[2])
             if (CPU_ISSET(i, &s))
                 cpus[n++] = i;
     return n;
+}
+
+long bench_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+int bench_daemon_cleanup(const char *pidfile, const char *dir)
+{
+    FILE *pf = fopen(pidfile, "r");
+    int pid = 0;
+    if (pf && fscanf(pf, "%d", &pid) == 1 && pid > 0)
+        kill(pid, SIGTERM);
+    if (pf)
+        fclose(pf);
+    char rm[4200];
+    if (snprintf(rm, sizeof(rm), "rm -rf '%s'", dir) >= (int)sizeof(rm))
+        return -1;
+    return system(rm) == 0 ? 0 : -1;
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -18,6 +18,13 @@ int bench_pin_pid(pid_t pid, int cpu);
 /* The first (up to) two CPUs this process may run on; returns how many. */
 int bench_cpus(int cpus[2]);
 
+/* A process's resident memory (VmRSS) in KiB, or -1. */
+long bench_rss_kib(pid_t pid);
+
+/* SIGTERM to the daemon whose pid is in pidfile (xensim run --pidfile),
+ * then the benchmark's scratch directory removed; 0 or -1. */
+int bench_daemon_cleanup(const char *pidfile, const char *dir);
+
 typedef struct bench_stats {
     double mean;
     uint64_t p50, p99;
