@@ -44,6 +44,7 @@
 #include <xenstore.h>
 
 #include "../lib/bench_util.h"
+#include "../lib/proc_util.h"
 
 #define MAX_GUESTS 1024
 #define MAX_SIZES 8
@@ -206,7 +207,7 @@ static long rss_sum(unsigned n)
         unsigned len;
         snprintf(p, sizeof(p), "/local/domain/%u/image/device-model-pid", guests[i].domid);
         char *v = xs_read(xs, XBT_NULL, p, &len);
-        long kib = v ? bench_rss_kib((pid_t)atol(v)) : -1;
+        long kib = v ? proc_rss_kib((pid_t)atol(v)) : -1;
         free(v);
         if (kib < 0)
             die("guest %u (domain %u): no device model process to measure", i, guests[i].domid);
@@ -294,11 +295,14 @@ static void raise_nofile(unsigned guests_max)
             (unsigned long long)rl.rlim_cur, guests_max, 64 + guests_max * 16);
 }
 
-static void row(const char *what, unsigned n, double value, double base, const char *unit)
+/* A table row, and the same figure for the report (bench_emit). */
+static void row(const char *what, unsigned n, double value, double base, const char *unit,
+                const char *base_name)
 {
     char label[64];
     snprintf(label, sizeof(label), "%s, N=%u", what, n);
     printf("  %-34s %12.1f %12.1f %-4s %8.2f\n", label, value, base, unit, value / base);
+    bench_emit(label, value, unit, base_name, base, "unpinned", true);
 }
 
 int main(void)
@@ -381,11 +385,12 @@ int main(void)
         unsigned n = sizes[s];
         struct cycle c = run_cycle(n);
         for (int p = 0; p < PH_DESTROY; p++)
-            row(phase_name[p], n, (double)c.ns[p] / 1e6, base_ms[p] * n, "ms");
+            row(phase_name[p], n, (double)c.ns[p] / 1e6, base_ms[p] * n, "ms",
+                "one guest alone x N");
         row("rsdm RSS per guest, created", n, (double)c.rss_created / n, (double)base_rss_created,
-            "KiB");
+            "KiB", "one guest's rsdm-sim alone");
         row("rsdm RSS per guest, restored", n, (double)c.rss_restored / n,
-            (double)base_rss_restored, "KiB");
+            (double)base_rss_restored, "KiB", "one guest's rsdm-sim alone");
         printf("RESULT bench_scale n=%u create_ms=%.1f save_ms=%.1f restore_ms=%.1f "
                "resume_ms=%.1f destroy_ms=%.1f tag_check_ms=%.1f cycle_ms=%.1f rss_created_kib=%.0f "
                "rss_restored_kib=%.0f\n",

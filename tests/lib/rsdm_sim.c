@@ -16,24 +16,10 @@
 #include <xenstore.h>
 
 #include "hv.h"
+#include "proc_util.h"
 #include "xsim_emu.h"
 
 #define START_WAIT_MS 10000
-
-static pid_t spawn(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
 
 int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int timeout_ms)
 {
@@ -73,7 +59,7 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
     snprintf(sock, sizeof(sock), "%s/xenstored/socket", rundir);
     char *xsargv[] = { xsbin, "run", "--rundir", rundir, "--daemon", "--pidfile", pidfile, NULL };
     int st;
-    pid_t p = spawn(xsargv, log);
+    pid_t p = proc_spawn_logged(xsargv, log);
     if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "rsdm_sim: xensim did not start (is %s built? log %s)\n", xsbin, log);
         goto fail;
@@ -109,7 +95,7 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
     snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
     snprintf(domarg, sizeof(domarg), "%u", s->dom);
     char *dmargv[] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning", NULL };
-    s->dm = spawn(dmargv, log);
+    s->dm = proc_spawn_logged(dmargv, log);
     if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
         fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", log);
         goto fail;

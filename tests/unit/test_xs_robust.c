@@ -653,6 +653,52 @@ static void test_domain_connection_cap(void **state)
     assert_daemon_serves();
 }
 
+/* Requests that arrive together with an INTRODUCE or RELEASE (whose
+ * handlers flush the daemon) are answered once each, in order.  Found by
+ * fuzz_xs_wire: the flush re-entered the connection's input processing,
+ * which dispatched the not yet consumed requests a second time and, with
+ * enough RELEASEs queued, recursed until the stack overflowed. */
+static void test_pipelined_domain_ops_answered_once(void **state)
+{
+    (void)state;
+    int fd = raw_connect();
+    static const char intro[] = "57\0" "4096\0" "3";
+    static const char val[] = "/pipelined\0v";
+    unsigned char buf[1024];
+    size_t n = 0;
+#define PUT(type, id, p, len)                                                                      \
+    do {                                                                                           \
+        struct xsd_sockmsg h_ = { type, id, 0, (uint32_t)(len) };                                  \
+        memcpy(buf + n, &h_, sizeof(h_));                                                          \
+        memcpy(buf + n + sizeof(h_), p, len);                                                      \
+        n += sizeof(h_) + (len);                                                                   \
+    } while (0)
+    PUT(XS_INTRODUCE, 1, intro, sizeof(intro));
+    PUT(XS_WRITE, 2, val, sizeof(val) - 1);
+    PUT(XS_RELEASE, 3, "57", 3);
+    PUT(XS_RELEASE, 4, "57", 3);
+    PUT(XS_RELEASE, 5, "57", 3);
+    PUT(XS_READ, 6, "/pipelined", 11);
+#undef PUT
+    send_all(fd, buf, n);   /* one write: the daemon reads them together */
+
+    static const uint32_t want_type[] = { XS_INTRODUCE, XS_WRITE, XS_RELEASE,
+                                          XS_ERROR,     XS_ERROR, XS_READ };
+    struct reply r;
+    for (uint32_t id = 1; id <= 6; id++) {
+        recv_reply(fd, &r);
+        assert_int_equal(r.req_id, id);
+        assert_int_equal(r.type, want_type[id - 1]);
+    }
+    assert_string_equal(r.body, "v");
+    /* Nothing was answered twice: the next reply is the next request's. */
+    send_msg(fd, XS_READ, 7, 0, "/pipelined", 11);
+    recv_reply(fd, &r);
+    assert_int_equal(r.req_id, 7);
+    close(fd);
+    assert_daemon_serves();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_backpressure),
         cmocka_unit_test(test_many_clients),
         cmocka_unit_test(test_domain_connection_cap),
+        cmocka_unit_test(test_pipelined_domain_ops_answered_once),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -314,7 +314,6 @@ int xl_stream_load(int fd, const char *what, unsigned domid, char **blob, size_t
         return -1;
     *blob = NULL;
     int rc = -1;
-    uint64_t pages = 0;
     for (;;) {
         char kind[16];
         uint64_t len;
@@ -355,7 +354,6 @@ int xl_stream_load(int fd, const char *what, unsigned domid, char **blob, size_t
                             errno == ECONNRESET ? "unexpected end of stream" : strerror(errno));
                 break;
             }
-            pages += len;
         } else if (strcmp(kind, "emulator") == 0 && !*blob && len <= MAX_BLOB) {
             *blob = malloc(len ? len : 1);
             if (!*blob || xl_read_all(fd, *blob, len, secs) < 0) {

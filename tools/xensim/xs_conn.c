@@ -271,6 +271,9 @@ static bool flush_conn(struct xs_conn *c)
  * output back-pressure allows. */
 static void process_input(struct xs_conn *c)
 {
+    if (c->dispatching)
+        return;             /* the outer call consumes the rest */
+    c->dispatching = true;
     size_t off = 0;
     char payload[XENSTORE_PAYLOAD_MAX + 1];
     while (!c->dead && c->in_len - off >= XS_HDR_LEN &&
@@ -287,7 +290,7 @@ static void process_input(struct xs_conn *c)
                       (unsigned)c->caller.domid, why);
             c->srv->stats.dropped_clients++;
             xs_conn_kill(c, why);
-            return;
+            break;
         }
         if (c->in_len - off < XS_HDR_LEN + h.len)
             break;
@@ -301,6 +304,7 @@ static void process_input(struct xs_conn *c)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    c->dispatching = false;
 }
 
 static void conn_io(struct xsim_loop *loop, int fd, short revents, void *arg)

@@ -70,6 +70,10 @@ struct xs_conn {
     uint32_t next_tx_id;
 
     bool dead;
+    /* process_input is running for this connection: a handler that
+     * flushes the server (introduce, release) must not re-enter it, or the
+     * messages not yet consumed would be dispatched a second time. */
+    bool dispatching;
     short polled;                /* events currently registered in the loop */
 };
 
