@@ -24,6 +24,7 @@
 
 #include "../lib/xsim_emu.h"
 
+#include <xenguest.h>
 #include <xenstore.h>
 #include <xentoolcore.h>
 #include <xen/hvm/dm_op.h>
@@ -351,8 +352,14 @@ static void test_guest_write_resume(void **state)
     assert_int_equal(hv_hvm_param_set(dom, HVM_PARAM_CALLBACK_IRQ, 1), 0);
     assert_int_equal(hv_domain_shutdown(dom, SHUTDOWN_suspend), 0);
     assert_int_equal(hv_domain_resume(dom, false), 0);
+    /* libxl's call, through the library */
     assert_int_equal(hv_domain_shutdown(dom, SHUTDOWN_suspend), 0);
-    assert_int_equal(hv_domain_resume(dom, true), 0);
+    xc_interface *xch = xc_interface_open(NULL, NULL, 0);
+    assert_non_null(xch);
+    assert_int_equal(xc_domain_resume(xch, dom, 1), 0);
+    assert_int_equal(xc_domain_resume(xch, 9999, 1), -1);
+    assert_int_equal(errno, ESRCH);
+    xc_interface_close(xch);
     assert_int_equal(hv_domain_info(dom, &i), 0);
     assert_int_equal(i.resumes, 3);
     assert_int_equal(i.suspend_cancels, 1);

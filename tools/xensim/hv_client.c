@@ -52,7 +52,7 @@ int hv_client_call(int fd, struct hv_req *q, struct hv_rsp *r, void **payload,
         p = malloc(r->len);
         rc = p ? hv_proto_recv(fd, p, r->len, NULL, 0, NULL) : -ENOMEM;
     }
-    if (rc == 0 && r->err == 0 && nfds < (fds ? r->nfds : 0))
+    if (rc == 0 && r->err == 0 && fds && nfds < (maxfds < r->nfds ? maxfds : r->nfds))
         rc = -EPROTO;
     if (rc || r->err) {
         int e = rc ? -rc : r->err;
