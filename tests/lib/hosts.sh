@@ -82,7 +82,7 @@ on_host() {   # H CMD...
     fi
 }
 
-# hosts_start: both daemons, the dm wrapper, a guest config ($sim_tmp/guest.cfg).
+# hosts_start: both daemons and the dm wrapper.
 hosts_start() {
     if ! hosts_netns; then
         [ "$hosts_mode" = netns ] && { ip netns del "$hosts_ns_a"; ip netns del "$hosts_ns_b"; }
@@ -106,11 +106,17 @@ hosts_start() {
 exec "$bin/rsdm-sim" --save-dir "\$XENSIM_RUNDIR/xl/lib" --log-level warning "\$@"
 EOF
     chmod +x "$sim_tmp/dm"
-    cat >"$sim_tmp/guest.cfg" <<EOF
-name = "mig"
+}
+
+# guest_cfg NAME DIALECT: $sim_tmp/NAME.cfg, 8 MiB and 2 vCPUs, the dm in
+# DIALECT (traditional or qemu-xen: libxl's device_model_version).
+guest_cfg() {
+    cat >"$sim_tmp/$1.cfg" <<EOF
+name = "$1"
 memory = 8
 vcpus = 2
 serial = "null"
+device_model_version = "$([ "$2" = qemu-xen ] && echo qemu-xen || echo qemu-xen-traditional)"
 device_model_override = "$sim_tmp/dm"
 EOF
 }

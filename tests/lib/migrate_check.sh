@@ -4,8 +4,9 @@
 # guest-write`: a running vCPU's store, refused while the domain is paused
 # or suspended, dirty-logged), record i at 0x100000 + 64*i, and appends
 # each acknowledged i to $sim_tmp/acked.  After a migration, every
-# acknowledged record must be in the destination's RAM.
-writer_pid=""
+# acknowledged record must be in the destination's RAM.  guest_name is the
+# name the migrated domain must keep.
+writer_pid="" guest_name=""
 : >"$sim_tmp/acked"
 mkfifo "$sim_tmp/writer.fifo"
 
@@ -95,7 +96,7 @@ migrate_checked() {
         fail "domain $d still exists on host $from after the migration"
     pid_exited "$dmpid" 10 || fail "rsdm-sim $dmpid of the migrated domain still runs on host $from"
     v=$(on_host "$to" xenstore-read "/local/domain/$n/name") || fail "no name for domain $n"
-    [ "$v" = mig ] || fail "domain $n on host $to is named '$v'"
+    [ "$v" = "$guest_name" ] || fail "domain $n on host $to is named '$v', not $guest_name"
     v=$(on_host "$to" xenstore-read "/local/domain/0/device-model/$n/state")
     [ "$v" = running ] || fail "rsdm-sim of domain $n on host $to is '$v', not running"
     on_host "$to" "$bin/xensim" domain info "$n" | grep -q "^state: running$" ||
