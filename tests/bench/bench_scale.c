@@ -84,12 +84,7 @@ static void stop_everything(void)
             kill((pid_t)atol(v), SIGKILL);
         free(v);
     }
-    FILE *pf = fopen(pidfile, "r");
-    int pid = 0;
-    if (pf && fscanf(pf, "%d", &pid) == 1 && pid > 0)
-        kill(pid, SIGTERM);
-    if (pf)
-        fclose(pf);
+    bench_daemon_stop(pidfile);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -47,7 +47,7 @@ int bench_cpus(int cpus[2])
     return n;
 }
 
-int bench_daemon_cleanup(const char *pidfile, const char *dir)
+void bench_daemon_stop(const char *pidfile)
 {
     FILE *pf = fopen(pidfile, "r");
     int pid = 0;
@@ -55,6 +55,11 @@ int bench_daemon_cleanup(const char *pidfile, const char *dir)
         kill(pid, SIGTERM);
     if (pf)
         fclose(pf);
+}
+
+int bench_daemon_cleanup(const char *pidfile, const char *dir)
+{
+    bench_daemon_stop(pidfile);
     char rm[4200];
     if (snprintf(rm, sizeof(rm), "rm -rf '%s'", dir) >= (int)sizeof(rm))
         return -1;
