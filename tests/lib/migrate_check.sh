@@ -70,6 +70,28 @@ if lost:
 EOF
 }
 
+# qmp_run_state SOCKET: the dm's run state by QMP query-status, as libxl
+# reads it in the qemu-xen dialect (greeting, capabilities, then the reply
+# whose id is ours; events in between are skipped).
+qmp_run_state() {
+    python3 - "$1" <<'EOF'
+import json, socket, sys
+conn = socket.socket(socket.AF_UNIX)
+conn.settimeout(10)
+conn.connect(sys.argv[1])
+lines = conn.makefile("rwb")
+lines.readline()
+for n, command in enumerate(("qmp_capabilities", "query-status")):
+    lines.write(json.dumps({"execute": command, "id": n}).encode() + b"\r\n")
+    lines.flush()
+    while True:
+        reply = json.loads(lines.readline())
+        if reply.get("id") == n:
+            break
+print(reply["return"]["status"])
+EOF
+}
+
 veth_tx() {   # H: bytes host H sent over its end of the veth pair
     local ns=$hosts_ns_a dev=veth0
     [ "$1" = B ] && ns=$hosts_ns_b dev=veth1
@@ -99,6 +121,11 @@ migrate_checked() {
     [ "$v" = "$guest_name" ] || fail "domain $n on host $to is named '$v', not $guest_name"
     v=$(on_host "$to" xenstore-read "/local/domain/0/device-model/$n/state")
     [ "$v" = running ] || fail "rsdm-sim of domain $n on host $to is '$v', not running"
+    if [ "$(on_host "$to" xenstore-read "/libxl/$n/dm-version")" = qemu_xen ]; then
+        v=$(qmp_run_state "$sim_tmp/$to/xl/run/qmp-libxl-$n") ||
+            fail "query-status of domain $n on host $to"
+        [ "$v" = running ] || fail "rsdm-sim of domain $n on host $to reports '$v' over QMP"
+    fi
     on_host "$to" "$bin/xensim" domain info "$n" | grep -q "^state: running$" ||
         fail "domain $n on host $to is not running"
     if [ "$hosts_mode" = netns ]; then
