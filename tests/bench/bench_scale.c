@@ -405,8 +405,9 @@ int main(void)
 
     int cpus[2];
     cpu_set_t set;
-    sched_getaffinity(0, sizeof(set), &set);
-    bench_cpus(cpus);
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) < 0 || bench_cpus(cpus) < 1)
+        die("sched_getaffinity: %s", strerror(errno));
     printf("N guests of 4-8 MiB, one rsdm-sim each, on one xensim through `xensim xl`; "
            "CPU placement: nothing pinned, %d CPUs available (first %d)\n",
            CPU_COUNT(&set), cpus[0]);
