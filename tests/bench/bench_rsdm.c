@@ -275,13 +275,5 @@ int main(void)
     hv_domain_destroy(dom);
     xs_close(xs);
     xsim_fixture_stop();
-    FILE *pf = fopen(pidfile, "r");
-    int xpid = 0;
-    if (pf && fscanf(pf, "%d", &xpid) == 1 && xpid > 0)
-        kill(xpid, SIGTERM);
-    if (pf)
-        fclose(pf);
-    char rm[4300];
-    snprintf(rm, sizeof(rm), "rm -rf '%s'", rundir);
-    return system(rm) == 0 ? 0 : 1;
+    return bench_daemon_cleanup(pidfile, rundir) == 0 ? 0 : 1;
 }

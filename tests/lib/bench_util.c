@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -44,6 +45,25 @@ int bench_cpus(int cpus[2])
             if (CPU_ISSET(i, &s))
                 cpus[n++] = i;
     return n;
+}
+
+void bench_daemon_stop(const char *pidfile)
+{
+    FILE *pf = fopen(pidfile, "r");
+    int pid = 0;
+    if (pf && fscanf(pf, "%d", &pid) == 1 && pid > 0)
+        kill(pid, SIGTERM);
+    if (pf)
+        fclose(pf);
+}
+
+int bench_daemon_cleanup(const char *pidfile, const char *dir)
+{
+    bench_daemon_stop(pidfile);
+    char rm[4200];
+    if (snprintf(rm, sizeof(rm), "rm -rf '%s'", dir) >= (int)sizeof(rm))
+        return -1;
+    return system(rm) == 0 ? 0 : -1;
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -19,6 +19,11 @@ int bench_pin_pid(pid_t pid, int cpu);
 /* The first (up to) two CPUs this process may run on; returns how many. */
 int bench_cpus(int cpus[2]);
 
+/* SIGTERM to the daemon whose pid is in pidfile (xensim run --pidfile). */
+void bench_daemon_stop(const char *pidfile);
+/* bench_daemon_stop, then the benchmark's scratch directory removed; 0 or -1. */
+int bench_daemon_cleanup(const char *pidfile, const char *dir);
+
 typedef struct bench_stats {
     double mean;
     uint64_t p50, p99;

@@ -20,24 +20,10 @@
 #include <xenstore.h>
 
 #include "hv.h"
+#include "proc_util.h"
 #include "xsim_emu.h"
 
 #define START_WAIT_MS 10000
-
-static pid_t spawn(char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
 
 int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int timeout_ms)
 {
@@ -122,7 +108,7 @@ static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
     argv[n] = NULL;
     xs_rm(s->xs, XBT_NULL, s->state);
     s->dm_exited = 0;
-    s->dm = spawn(argv, s->log);
+    s->dm = proc_spawn_logged(argv, s->log);
     if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
         fprintf(stderr, "rsdm_sim: rsdm-sim %s (log %s)\n",
                 s->dm_exited ? "exited before it wrote running" : "never wrote running", s->log);
@@ -156,7 +142,7 @@ static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
     snprintf(s->qmp_path, sizeof(s->qmp_path), "%s/qmp", s->dir);
     char *xsargv[] = { xsbin, "run", "--rundir", rundir, "--daemon", "--pidfile", pidfile, NULL };
     int st;
-    pid_t p = spawn(xsargv, s->log);
+    pid_t p = proc_spawn_logged(xsargv, s->log);
     if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "rsdm_sim: xensim did not start (is %s built? log %s)\n", xsbin, s->log);
         return -1;
@@ -354,7 +340,7 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
     argv[n] = NULL;
     xs_rm(s->xs, XBT_NULL, s->state);        /* a stale `running` must not count */
     s->dm_exited = 0;
-    s->dm = spawn(argv, s->log);
+    s->dm = proc_spawn_logged(argv, s->log);
     if (qfd >= 0)
         close(qfd);
     if (incoming_fd >= 0)

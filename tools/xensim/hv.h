@@ -59,7 +59,8 @@ void hv_set_domain_hook(hv_domain_hook_fn *fn, void *opaque);
 /* ------------------------------------------------------------ domains */
 
 /* Create a domain, paused once by the system controller as Xen creates
- * them.  domid 0 picks the lowest free id >= 1.  Returns the domid (> 0)
+ * them.  domid 0 picks the next free id after the last one picked (Xen's
+ * rover), so a destroyed domain's id is not reused at once.  Returns the domid (> 0)
  * or a negative errno. */
 int hv_domain_create(uint32_t domid, unsigned int vcpus, unsigned int mem_mib,
                      const char *name);

@@ -10,7 +10,7 @@
 
 #include "hv.h"
 
-#define HV_MAX_DOMAINS   256u
+#define HV_MAX_DOMAINS   1024u    /* domains alive or dying at once */
 #define HV_MAX_DOMID     32752u     /* DOMID_FIRST_RESERVED */
 #define HV_MAX_PORTS     2048u      /* per-domain (Xen side) event channels:
                                        8 servers x (128 vCPUs + 1) fit */
