@@ -48,13 +48,24 @@ static void check_accepted(const dm_args *a)
     }
     check_in_argv(a->domain_name);
     check_in_argv(a->loadvm);
-    check_in_argv(a->machine);
+    /* The qemu-xen dialect names its machine by a constant (its option
+     * string has more in it); the traditional one points into argv. */
+    if (a->dialect == DM_DIALECT_QEMU_XEN) {
+        if (a->machine && strcmp(a->machine, "xenfv") != 0 && strcmp(a->machine, "none") != 0)
+            abort();
+        if (a->nmonitors > DM_ARGS_MAX_MONITORS || a->disks.n > DM_DISKS_MAX ||
+            a->probe != (a->machine && !strcmp(a->machine, "none")))
+            abort();
+    } else {
+        check_in_argv(a->machine);
+    }
     check_in_argv(a->vcpu_avail);
     check_in_argv(a->save_dir);
     check_in_argv(a->config);
     if (a->help || a->version)
         return;
-    if (a->domid < 1 || a->domid > DM_DOMID_MAX)
+    /* libxl's probe runs without a domain. */
+    if (!(a->probe && a->domid == -1) && (a->domid < 1 || a->domid > DM_DOMID_MAX))
         abort();
     if (a->vcpus < 1 || a->vcpus > DM_VCPUS_MAX)
         abort();

@@ -206,8 +206,20 @@ int hv_domain_create(uint32_t domid, unsigned int vcpus, unsigned int mem_mib,
 
     pthread_mutex_lock(&hv_lock);
     if (domid == 0) {
-        for (domid = 1; domid < HV_MAX_DOMID && hv_domain_find(domid); domid++)
-            ;
+        /* Xen's rover (common/domctl.c): the next free id after the last
+         * one given, wrapping, so a just-destroyed id is not handed out
+         * again while its device model may still be tearing down. */
+        static uint32_t rover;
+        domid = HV_MAX_DOMID;
+        for (uint32_t i = 1; i < HV_MAX_DOMID; i++) {
+            uint32_t cand = (rover + i - 1) % (HV_MAX_DOMID - 1) + 1;
+            if (!hv_domain_find(cand)) {
+                domid = cand;
+                break;
+            }
+        }
+        if (domid < HV_MAX_DOMID)
+            rover = domid;
     } else if (hv_domain_find(domid)) {
         pthread_mutex_unlock(&hv_lock);
         hv_log("domain create: domid %u exists", domid);

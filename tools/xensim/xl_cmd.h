@@ -24,7 +24,9 @@ struct xl_cfg {
     char hdtype[16];   /* ide | ahci */
     char serial[128];
     char dm_override[512];          /* device_model_override */
-    char dm_version[32];            /* qemu-xen-traditional */
+    char dm_version[32];            /* qemu-xen-traditional (default) or qemu-xen */
+    int dm_version_set;             /* given in the config (else xl's --dialect) */
+    unsigned dm_restrict;           /* 1: qemu-xen only (libxl refuses it otherwise) */
     char dm_args_hvm[XL_MAX_ARGS][256];
     int n_dm_args_hvm;
     struct xl_disk disks[XL_MAX_DISKS];

@@ -21,6 +21,7 @@
 
 #include "xl_cmd.h"
 #include "xl_internal.h"
+#include "xl_qmp.h"
 
 
 /* ------------------------------------------------------------ suspend */
@@ -176,8 +177,13 @@ static int suspend_init(unsigned domid)
 
 /* libxl__domain_suspend_device_model, traditional: `save`, then the
  * deprecated 60 s wait for `paused` whose result libxl ignores. */
-static int suspend_dm(unsigned domid)
+static int suspend_dm(unsigned domid, int live)
 {
+    if (xlq_domain_is_qemu_xen(domid)) {
+        char sf[4300];
+        libdir_file("qemu-save", domid, sf, sizeof(sf));
+        return xlq_suspend_dm(domid, sf, live) < 0 ? XL_ERROR_FAIL : 0;
+    }
     char c[256], s[256];
     paths(domid, "command", c, sizeof(c));
     paths(domid, "state", s, sizeof(s));
@@ -222,6 +228,8 @@ static int live_rounds(int fd, struct xl_ram *m, unsigned long *bm, unsigned *ro
 
 int logdirty(unsigned domid, const char *cmd)
 {
+    if (xlq_domain_is_qemu_xen(domid))
+        return xlq_logdirty(domid, strcmp(cmd, "enable") == 0);
     char c[256], r[256];
     paths(domid, "logdirty/cmd", c, sizeof(c));
     paths(domid, "logdirty/ret", r, sizeof(r));
@@ -286,7 +294,7 @@ int xl_suspend_domain(unsigned domid, int fd, int live)
         goto out;
     int cancelled = rc == SUSPEND_CANCELLED;
     rc = XL_ERROR_FAIL;
-    if (!cancelled && suspend_dm(domid) < 0)
+    if (!cancelled && suspend_dm(domid, live) < 0)
         goto out;
     /* libxc's check once the suspend callback returns */
     struct hv_wire_dominfo w;
