@@ -246,6 +246,8 @@ int xl_cfg_parse(const char *text, const char *fname, struct xl_cfg *cfg,
                 r = perr(&s, "hdtype '%s' invalid (ide or ahci)", cfg->hdtype);
         } else if (strcmp(key, "serial") == 0)
             r = parse_string(&s, cfg->serial, sizeof(cfg->serial));
+        else if (strcmp(key, "xensim_workload") == 0)
+            r = parse_string(&s, cfg->workload, sizeof(cfg->workload));
         else if (strcmp(key, "device_model_override") == 0)
             r = parse_string(&s, cfg->dm_override, sizeof(cfg->dm_override));
         else if (strcmp(key, "device_model_version") == 0) {

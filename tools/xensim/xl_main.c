@@ -161,12 +161,12 @@ void libdir_file(const char *base, unsigned domid, char *buf, size_t len)
 
 /* ------------------------------------------------------------ create */
 
-/* Issue 5 (guest drivers/workloads) fills this: the domain's workload starts
- * once its vCPUs run.  Until then it only says so. */
-static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg)
+/* The simulated guest's workload starts once its vCPUs run (xl_workload.c);
+ * after a restore it resumes from the state it keeps in guest RAM.  A
+ * workload that does not start is reported; the domain stays. */
+static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg, int resume)
 {
-    fprintf(stderr, "xl: domain %u (%s): no guest workload attached (guest drivers: issue 5)\n",
-            domid, cfg->name);
+    xl_wl_start(g_rundir, domid, cfg, resume);
 }
 
 static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
@@ -478,7 +478,7 @@ int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_sr
             die("unpausing domain %lu failed", domid);
             goto fail;
         }
-        xl_start_workload((unsigned)domid, &cfg);
+        xl_start_workload((unsigned)domid, &cfg, rs != NULL);
     }
     printf("%lu\n", domid);
     return 0;

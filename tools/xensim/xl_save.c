@@ -145,6 +145,10 @@ static int suspend_pvcontrol(unsigned domid)
  * in an S-state; otherwise the PV control node. */
 static int suspend_guest(unsigned domid)
 {
+    /* xensim's simulated guest suspends: its vCPUs stop issuing accesses
+     * once the one in flight completes (xl_workload.c) */
+    if (xl_wl_stop(g_rundir, domid) < 0)
+        return die("Domain %u:guest did not suspend", domid), XL_ERROR_FAIL;
     uint64_t pvdrv = 0, s_state = 0;
     if (xl_hvm_param(domid, HVM_PARAM_CALLBACK_IRQ, &pvdrv) < 0 ||
         xl_hvm_param(domid, HVM_PARAM_ACPI_S_STATE, &s_state) < 0)
@@ -353,6 +357,7 @@ int xl_resume_domain(unsigned domid, int suspend_cancel)
     if (!xs_resume_domain(g_xs, domid))
         return die("Domain %u:xs_resume_domain failed: %s", domid, strerror(errno)),
                XL_ERROR_FAIL;
+    xl_wl_resume(g_rundir, domid);   /* the simulated guest carries on */
     return 0;
 }
 
