@@ -135,6 +135,29 @@ int ide_guest_flush(ide_guest *g, unsigned v)
     return r;
 }
 
+uint32_t ide_guest_image_hash(const char *path, uint64_t sectors)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    uint32_t h = 2166136261u;
+    uint8_t buf[64 * 512];
+    uint64_t left = sectors * 512;
+    while (left > 0) {
+        size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+        ssize_t r = read(fd, buf, n);
+        if (r <= 0) {
+            close(fd);
+            return 0;
+        }
+        for (ssize_t k = 0; k < r; k++)
+            h = (h ^ buf[k]) * 16777619u;
+        left -= (uint64_t)r;
+    }
+    close(fd);
+    return h ? h : 1;
+}
+
 long ide_guest_check_image(ide_guest *g)
 {
     int fd = open(g->image, O_RDONLY);

@@ -54,6 +54,12 @@ int ide_guest_flush(ide_guest *g, unsigned v);
  * host, classified against the ledger.  Returns the number of bad sectors
  * (also counted in the checker) or -1 if the image cannot be read. */
 long ide_guest_check_image(ide_guest *g);
+/* FNV-1a of the image file's first `sectors` sectors, read from the host:
+ * equal before and after means the device did no I/O on it meanwhile.
+ * 0 when the file cannot be read whole (never a real hash here: the
+ * caller compares two calls and fails on a read error by asserting
+ * non-zero). */
+uint32_t ide_guest_image_hash(const char *path, uint64_t sectors);
 
 /* All-ones reads on every vCPU's bus since the start (an access that
  * nothing answered, e.g. Xen's null handler). */
