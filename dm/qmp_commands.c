@@ -160,6 +160,16 @@ static int cmd_cont(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp
     return rs_fail(rs_cont(q->vm, &re), &re, e, "cont");
 }
 
+/* rsdm's extension (the traditional `retry`): clear only the io-error
+ * holds, so parked I/O is re-issued, without also lifting an operator's
+ * stop the way `cont` would. */
+static int cmd_x_retry(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
+{
+    (void)c; (void)a; (void)ret;
+    rs_err re = { 0 };
+    return rs_fail(rs_retry(q->vm, &re), &re, e, "x-retry");
+}
+
 static int cmd_system_reset(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
 {
     (void)c; (void)a; (void)ret;
@@ -642,6 +652,7 @@ static const cmd_def commands[] = {
     { "query-status", cmd_query_status, { { 0 } } },
     { "stop", cmd_stop, { { 0 } } },
     { "cont", cmd_cont, { { 0 } } },
+    { "x-retry", cmd_x_retry, { { 0 } } },
     { "system_reset", cmd_system_reset, { { 0 } } },
     { "system_powerdown", cmd_system_powerdown, { { 0 } } },
     { "system_wakeup", cmd_system_wakeup, { { 0 } } },

@@ -14,12 +14,13 @@
 #include "rsdmctl.h"
 
 static const char usage[] =
-    "Usage: rsdmctl events [--json] [--count N] [--timeout S] DOMID\n"
+    "Usage: rsdmctl events [--json] [--count N] [--timeout S] [--qmp PATH] DOMID\n"
     "Follow the run-state events of domain DOMID's device model live: every\n"
     "transition and every stop hold taken or released, with its time.  The\n"
     "first line is the current status.  Runs until interrupted, N events were\n"
     "printed (--count) or S seconds passed (--timeout).\n"
-    "  --json   one JSON object a line (input for rsdmctl timeline --from)\n";
+    "  --json      one JSON object a line (input for rsdmctl timeline --from)\n"
+    "  --qmp PATH  talk QMP over the Unix socket PATH instead of xenstore\n";
 
 static volatile sig_atomic_t stop_flag;
 

@@ -143,6 +143,20 @@ static json_t *qmp_get_status(ctl_transport *ct, char *why, size_t why_len)
             o = json_deep_copy(h);
         else
             continue;
+        /* rsdm gives `since` as QMP's timestamp object (docs/qmp.md). */
+        json_t *since = o ? json_object_get(o, "since") : NULL;
+        if (json_is_object(since)) {
+            json_t *sec = json_object_get(since, "seconds"), *us = json_object_get(since, "microseconds");
+            if (!json_is_integer(sec) || !json_is_integer(us)) {
+                json_decref(o);
+                json_decref(holds);
+                json_decref(r);
+                snprintf(why, why_len, "query-status: x-holds[%zu].since is malformed", i);
+                return NULL;
+            }
+            json_object_set_new(o, "since", json_real((double)json_integer_value(sec) +
+                                                      (double)json_integer_value(us) / 1e6));
+        }
         if (o && !json_object_get(o, "since"))
             json_object_set_new(o, "since", json_real(now));
         if (o)

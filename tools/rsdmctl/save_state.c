@@ -17,14 +17,15 @@
 #include "rsdmctl.h"
 
 static const char usage[] =
-    "Usage: rsdmctl save-state [--timeout S] [--save-path PATH] DOMID FILE\n"
+    "Usage: rsdmctl save-state [--timeout S] [--save-path PATH] [--qmp PATH] DOMID FILE\n"
     "Save the device state (not guest memory) of the stopped domain DOMID to\n"
     "FILE; refused while it runs (rsdmctl stop DOMID first).  The dm writes its\n"
     "save path, which is then copied to FILE.  Afterwards the dm holds\n"
     "postmigrate too; rsdmctl cont DOMID resumes it.\n"
     "  --save-path PATH  the dm's save path (default /var/lib/xen/qemu-save.DOMID;\n"
     "                    rsdm --save-dir DIR uses DIR/qemu-save.DOMID)\n"
-    "  --timeout S       wait at most S seconds for the dm (default 60)\n";
+    "  --timeout S       wait at most S seconds for the dm (default 60)\n"
+    "  --qmp PATH        over QMP: xen-save-devices-state writes FILE itself\n";
 
 int rsdmctl_save_state(int argc, char **argv)
 {

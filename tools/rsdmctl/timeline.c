@@ -14,11 +14,12 @@
 #include "rsdmctl.h"
 
 static const char usage[] =
-    "Usage: rsdmctl timeline [--from EVENTS] --svg FILE DOMID\n"
+    "Usage: rsdmctl timeline [--from EVENTS] [--qmp PATH] --svg FILE DOMID\n"
     "Draw domain DOMID's run-state transitions on a time axis, with its stop\n"
     "holds as bars, into the SVG file FILE ('-' for stdout).\n"
     "  --from EVENTS  read an events log (rsdmctl events --json DOMID > EVENTS)\n"
-    "                 instead of the dm's status node\n";
+    "                 instead of the dm's status node\n"
+    "  --qmp PATH     read the status over QMP (Unix socket PATH)\n";
 
 #define MAX_ITEMS 4096
 #define RSDMCTL_LANES 16
