@@ -1,0 +1,230 @@
+/*
+ * Issue 13.4: bursts of EIO and ENOSPC while a guest writes to an IDE disk
+ * (PIIX3, vCPU 0) and an AHCI disk (ICH9, vCPU 1) of a real rsdm-sim with
+ * werror=stop.  The injection rules are switched on while the guest
+ * writes (config file + SIGUSR1), the VM stops in io-error, `continue`
+ * with the rule still on fails the re-issued write again (0-2 times: a
+ * burst), then the rules are switched off and `continue` re-issues the
+ * parked or halted write, which completes.  The
+ * guest never sees an error; at the end every sector is read back through
+ * both devices and both images are checked from the host: 0 lost, 0 stale,
+ * 0 corrupted, no all-ones read.
+ *
+ * FAULT_WRITES sets the number of write commands (default 1,000, half per
+ * disk); tests/faults/fault_werror_bursts runs 10,000.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "../lib/dual_guest.h"
+
+#define SECTORS 8192u
+#define WAIT_MS 10000
+
+static dual_guest G;
+
+typedef struct writer {
+    unsigned d;
+    unsigned n;                  /* write commands */
+    uint64_t rng;
+    int rc;
+    atomic_bool done;
+    uint64_t sectors;            /* acknowledged */
+    char err[GUEST_BUS_ERRLEN];
+} writer;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t progressed = PTHREAD_COND_INITIALIZER;
+static unsigned done_cmds, writers_done;
+
+static uint64_t next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    for (unsigned i = 0; i < w->n && w->rc == 0; i++) {
+        unsigned count = 1 + (unsigned)(next(&w->rng) % 16);
+        uint64_t lba = next(&w->rng) % (G.sectors - count);
+        w->rc = dual_guest_write(&G, w->d, lba, count);
+        if (w->rc == 0)
+            w->sectors += count;
+        pthread_mutex_lock(&mu);
+        done_cmds++;
+        pthread_cond_broadcast(&progressed);
+        pthread_mutex_unlock(&mu);
+    }
+    if (w->rc < 0)
+        snprintf(w->err, sizeof(w->err), "%s", guest_bus_error(&G.bus[w->d]));
+    atomic_store(&w->done, true);
+    pthread_mutex_lock(&mu);
+    writers_done++;
+    pthread_cond_broadcast(&progressed);
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+/* Until `cmds` write commands completed or every writer ended (bounded).
+ * Whether any writer is still running. */
+static bool wait_progress(unsigned cmds)
+{
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += 60;
+    pthread_mutex_lock(&mu);
+    while (done_cmds < cmds && writers_done < DUAL_DISKS)
+        if (pthread_cond_timedwait(&progressed, &mu, &end) == ETIMEDOUT)
+            break;
+    bool running = writers_done < DUAL_DISKS;
+    pthread_mutex_unlock(&mu);
+    return running;
+}
+
+static const char *policy = "werror = stop\nrerror = stop\n";
+
+static void config_text(char *out, size_t len, const char *rule, unsigned target)
+{
+    size_t n = 0;
+    for (unsigned d = 0; d < DUAL_DISKS; d++) {
+        n += (size_t)snprintf(out + n, len - n, "[disk %s]\n%s", dual_guest_vdev[d], policy);
+        if (rule && (target == d || target == DUAL_DISKS))
+            n += (size_t)snprintf(out + n, len - n, "inject = %s\n", rule);
+    }
+}
+
+static int setup(void **state)
+{
+    char cfg[512];
+    config_text(cfg, sizeof(cfg), NULL, 0);
+    *state = &G;
+    return dual_guest_start(&G, "werror", SECTORS, cfg);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int st = dual_guest_stop(&G);
+    assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return 0;
+}
+
+static void test_werror_bursts(void **state)
+{
+    (void)state;
+    const char *env = getenv("FAULT_WRITES");
+    unsigned total = env ? (unsigned)strtoul(env, NULL, 10) : 1000;
+    assert_true(total >= 100);
+    static writer w[DUAL_DISKS];
+    pthread_t t[DUAL_DISKS];
+    for (unsigned d = 0; d < DUAL_DISKS; d++) {
+        w[d].d = d;
+        w[d].n = total / 2;
+        w[d].rng = 0x9e3779b97f4a7c15ull * (d + 1);
+        assert_int_equal(pthread_create(&t[d], NULL, writer_main, &w[d]), 0);
+    }
+    static const char *const errnos[] = { "EIO", "ENOSPC" };
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    unsigned bursts = 0, by_errno[2] = { 0 }, on_disk[DUAL_DISKS + 1] = { 0 }, again = 0, repeats = 0;
+    unsigned next_at = 0;
+    char cfg[512], rule[128], rs[128];
+    while (true) {
+        next_at += 5 + (unsigned)(next(&rng) % 30);
+        if (!wait_progress(next_at))
+            break;
+        unsigned e = (unsigned)(next(&rng) % 2), target = (unsigned)(next(&rng) % 3);
+        snprintf(rule, sizeof(rule), "op=write errno=%s", errnos[e]);
+        config_text(cfg, sizeof(cfg), rule, target);
+        assert_int_equal(dual_guest_inject(&G, cfg), 0);
+        int stopped = rsdm_sim_wait_value(&G.sim, G.sim.runstate, "io-error holds=io-error", 2000);
+        if (stopped < 0) {
+            config_text(cfg, sizeof(cfg), NULL, 0);
+            assert_int_equal(dual_guest_inject(&G, cfg), 0);
+            /* The targeted disk's writer may have finished; anything else
+             * is a stop that never came. */
+            dual_guest_runstate(&G, rs, sizeof(rs));
+            assert_string_equal(rs, "running holds=");
+            for (unsigned d = 0; d < DUAL_DISKS; d++)
+                if (target == d || target == DUAL_DISKS)
+                    assert_true(atomic_load(&w[d].done));
+            continue;
+        }
+        bursts++;
+        by_errno[e]++;
+        on_disk[target]++;
+        unsigned k = (unsigned)(next(&rng) % 3);
+        for (unsigned i = 0; i < k; i++) {
+            /* The re-issued write fails again: one more error, one more stop. */
+            long errs = dual_guest_log_count(&G, "write error: ");
+            assert_true(errs >= 0);
+            assert_int_equal(dual_guest_command(&G, "continue"), 0);
+            assert_int_equal(dual_guest_log_wait(&G, "write error: ", errs, WAIT_MS), 0);
+            assert_int_equal(rsdm_sim_wait_value(&G.sim, G.sim.runstate,
+                                                 "io-error holds=io-error", WAIT_MS), 0);
+            repeats++;
+        }
+        config_text(cfg, sizeof(cfg), NULL, 0);
+        assert_int_equal(dual_guest_inject(&G, cfg), 0);
+        assert_int_equal(dual_guest_resume(&G, 20, &again), 0);
+    }
+    for (unsigned d = 0; d < DUAL_DISKS; d++) {
+        pthread_join(t[d], NULL);
+        if (w[d].rc < 0)
+            fail_msg("the guest saw an error on %s: %s", dual_guest_vdev[d], w[d].err);
+    }
+    dual_guest_runstate(&G, rs, sizeof(rs));
+    assert_string_equal(rs, "running holds=");
+    for (unsigned d = 0; d < DUAL_DISKS; d++) {
+        assert_int_equal(dual_guest_verify(&G, d), 0);
+        struct guest_check_counters c;
+        guest_check_snapshot(&G.chk[d], &c);
+        printf("%s: %u write commands, %llu sectors acknowledged, %llu read commands; "
+               "lost %llu stale %llu corrupted %llu all-ones %llu\n",
+               dual_guest_vdev[d], w[d].n, (unsigned long long)c.writes,
+               (unsigned long long)c.reads, (unsigned long long)c.lost_writes,
+               (unsigned long long)c.stale_overwrites, (unsigned long long)c.corrupted_reads,
+               (unsigned long long)G.bus[d].all_ones_reads);
+        assert_int_equal(c.writes, w[d].sectors);
+        assert_true(c.reads > 0);
+        assert_int_equal(c.lost_writes, 0);
+        assert_int_equal(c.stale_overwrites, 0);
+        assert_int_equal(c.corrupted_reads, 0);
+        assert_int_equal(G.bus[d].all_ones_reads, 0);
+    }
+    assert_int_equal(G.ide.errors + G.ide.timeouts + G.hba.errors + G.hba.timeouts, 0);
+    long errs = dual_guest_log_count(&G, "write error: ");
+    printf("%u bursts (EIO %u, ENOSPC %u; hda %u, sda %u, both %u), each stopped in io-error "
+           "and resumed; %u re-issues failed again under the rule; %ld write errors logged; "
+           "%u extra continues\n",
+           bursts, by_errno[0], by_errno[1], on_disk[0], on_disk[1], on_disk[2], repeats, errs,
+           again);
+    assert_true(errs >= (long)(bursts + repeats));
+    assert_true(repeats > 0);
+    /* A burst every 5-35 commands: far more than this unless stops are lost. */
+    assert_true(bursts >= total / 100);
+    assert_true(by_errno[0] > 0 && by_errno[1] > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_werror_bursts, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
