@@ -85,12 +85,16 @@ int dual_guest_stop(dual_guest *g)
     rsdm_sim_stop(&g->sim);
     if (g->conf[0])
         unlink(g->conf);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->progressed);
     return st;
 }
 
 int dual_guest_start(dual_guest *g, const char *name, uint64_t sectors, const char *config)
 {
     memset(g, 0, sizeof(*g));
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->progressed, NULL);
     for (unsigned d = 0; d < DUAL_DISKS; d++) {
         snprintf(g->img[d], sizeof(g->img[d]), "/tmp/rsdm-%s-%d.%s.img", name, (int)getpid(),
                  dual_guest_vdev[d]);
@@ -281,4 +285,86 @@ int dual_guest_log_wait(dual_guest *g, const char *what, long than, int timeout_
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     }
     return -1;
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void *writer_main(void *arg)
+{
+    dual_writer *w = arg;
+    dual_guest *g = w->g;
+    for (unsigned i = 0; (!w->n || i < w->n) && !atomic_load(&w->stop); i++) {
+        unsigned count = 1 + (unsigned)(xorshift(&w->rng) % 16);
+        uint64_t lba = xorshift(&w->rng) % (g->sectors - count);
+        bool read = w->read_every && i % w->read_every == w->read_every - 1;
+        w->rc = read ? dual_guest_read(g, w->d, lba, count) : dual_guest_write(g, w->d, lba, count);
+        if (w->rc < 0) {
+            snprintf(w->err, sizeof(w->err), "%s", guest_bus_error(&g->bus[w->d]));
+            break;
+        }
+        if (!read)
+            w->sectors += count;
+        pthread_mutex_lock(&g->mu);
+        atomic_fetch_add(&w->cmds, 1);
+        pthread_cond_broadcast(&g->progressed);
+        pthread_mutex_unlock(&g->mu);
+    }
+    pthread_mutex_lock(&g->mu);
+    atomic_store(&w->done, true);
+    pthread_cond_broadcast(&g->progressed);
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+int dual_writer_start(dual_writer *w, dual_guest *g, unsigned d, unsigned n, unsigned read_every,
+                      uint64_t seed)
+{
+    memset(w, 0, sizeof(*w));
+    w->g = g;
+    w->d = d;
+    w->n = n;
+    w->read_every = read_every;
+    w->rng = seed ? seed : 1;
+    int r = pthread_create(&w->t, NULL, writer_main, w);
+    if (r != 0) {
+        fprintf(stderr, "dual_guest: writer thread: %s\n", strerror(r));
+        return -1;
+    }
+    w->started = true;
+    return 0;
+}
+
+bool dual_writer_wait(dual_writer *w, unsigned cmds, int timeout_ms)
+{
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += timeout_ms / 1000;
+    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (end.tv_nsec >= 1000000000) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&w->g->mu);
+    while (atomic_load(&w->cmds) < cmds && !atomic_load(&w->done))
+        if (pthread_cond_timedwait(&w->g->progressed, &w->g->mu, &end) == ETIMEDOUT)
+            break;
+    bool running = !atomic_load(&w->done);
+    pthread_mutex_unlock(&w->g->mu);
+    return running;
+}
+
+int dual_writer_join(dual_writer *w)
+{
+    if (!w->started)
+        return -1;
+    atomic_store(&w->stop, true);
+    pthread_join(w->t, NULL);
+    w->started = false;
+    return w->rc;
 }

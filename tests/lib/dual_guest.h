@@ -14,6 +14,8 @@
 #ifndef DUAL_GUEST_H
 #define DUAL_GUEST_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -38,7 +40,25 @@ typedef struct dual_guest {
     struct guest_check chk[DUAL_DISKS];
     bool chk_open[DUAL_DISKS];
     uint64_t sectors;                       /* of each disk */
+    pthread_mutex_t mu;                     /* writers' progress */
+    pthread_cond_t progressed;
 } dual_guest;
+
+/* A guest thread doing checked I/O on one disk: random writes of 1-16
+ * sectors (every read_every-th command a read of the same size instead),
+ * n commands or, with n = 0, until dual_writer_join. */
+typedef struct dual_writer {
+    dual_guest *g;
+    unsigned d, n, read_every;
+    uint64_t rng;
+    pthread_t t;
+    bool started;
+    atomic_bool stop, done;
+    atomic_uint cmds;                       /* completed */
+    uint64_t sectors;                       /* written and acknowledged */
+    int rc;
+    char err[GUEST_BUS_ERRLEN];
+} dual_writer;
 
 extern const char *const dual_guest_vdev[DUAL_DISKS];   /* "hda", "sda" */
 
@@ -76,6 +96,14 @@ void dual_guest_runstate(dual_guest *g, char *out, size_t len);
  * running again (a rule still in force stops it again), at most `tries`
  * times; every `continue` after the first counts in *again.  0 or -1. */
 int dual_guest_resume(dual_guest *g, int tries, unsigned *again);
+
+int dual_writer_start(dual_writer *w, dual_guest *g, unsigned d, unsigned n, unsigned read_every,
+                      uint64_t seed);
+/* Until the writer completed `cmds` commands or ended, at most
+ * timeout_ms: whether it is still running. */
+bool dual_writer_wait(dual_writer *w, unsigned cmds, int timeout_ms);
+/* Asks it to end, joins it: its result (0, or -1 with w->err). */
+int dual_writer_join(dual_writer *w);
 
 /* Lines of rsdm-sim's log (shared by every rsdm-sim of the fixture)
  * containing `what`, or -1. */

@@ -35,20 +35,6 @@
 
 static dual_guest G;
 
-typedef struct writer {
-    unsigned d;
-    unsigned n;                  /* write commands */
-    uint64_t rng;
-    int rc;
-    atomic_bool done;
-    uint64_t sectors;            /* acknowledged */
-    char err[GUEST_BUS_ERRLEN];
-} writer;
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t progressed = PTHREAD_COND_INITIALIZER;
-static unsigned done_cmds, writers_done;
-
 static uint64_t next(uint64_t *x)
 {
     *x ^= *x << 13;
@@ -57,43 +43,22 @@ static uint64_t next(uint64_t *x)
     return *x;
 }
 
-static void *writer_main(void *arg)
-{
-    writer *w = arg;
-    for (unsigned i = 0; i < w->n && w->rc == 0; i++) {
-        unsigned count = 1 + (unsigned)(next(&w->rng) % 16);
-        uint64_t lba = next(&w->rng) % (G.sectors - count);
-        w->rc = dual_guest_write(&G, w->d, lba, count);
-        if (w->rc == 0)
-            w->sectors += count;
-        pthread_mutex_lock(&mu);
-        done_cmds++;
-        pthread_cond_broadcast(&progressed);
-        pthread_mutex_unlock(&mu);
-    }
-    if (w->rc < 0)
-        snprintf(w->err, sizeof(w->err), "%s", guest_bus_error(&G.bus[w->d]));
-    atomic_store(&w->done, true);
-    pthread_mutex_lock(&mu);
-    writers_done++;
-    pthread_cond_broadcast(&progressed);
-    pthread_mutex_unlock(&mu);
-    return NULL;
-}
+static dual_writer w[DUAL_DISKS];
 
-/* Until `cmds` write commands completed or every writer ended (bounded).
- * Whether any writer is still running. */
+/* Until the writers together completed `cmds` commands (bounded): whether
+ * any of them is still running. */
 static bool wait_progress(unsigned cmds)
 {
     struct timespec end;
     clock_gettime(CLOCK_REALTIME, &end);
     end.tv_sec += 60;
-    pthread_mutex_lock(&mu);
-    while (done_cmds < cmds && writers_done < DUAL_DISKS)
-        if (pthread_cond_timedwait(&progressed, &mu, &end) == ETIMEDOUT)
+    pthread_mutex_lock(&G.mu);
+    while (atomic_load(&w[0].cmds) + atomic_load(&w[1].cmds) < cmds &&
+           !(atomic_load(&w[0].done) && atomic_load(&w[1].done)))
+        if (pthread_cond_timedwait(&G.progressed, &G.mu, &end) == ETIMEDOUT)
             break;
-    bool running = writers_done < DUAL_DISKS;
-    pthread_mutex_unlock(&mu);
+    bool running = !(atomic_load(&w[0].done) && atomic_load(&w[1].done));
+    pthread_mutex_unlock(&G.mu);
     return running;
 }
 
@@ -131,14 +96,9 @@ static void test_werror_bursts(void **state)
     const char *env = getenv("FAULT_WRITES");
     unsigned total = env ? (unsigned)strtoul(env, NULL, 10) : 1000;
     assert_true(total >= 100);
-    static writer w[DUAL_DISKS];
-    pthread_t t[DUAL_DISKS];
-    for (unsigned d = 0; d < DUAL_DISKS; d++) {
-        w[d].d = d;
-        w[d].n = total / 2;
-        w[d].rng = 0x9e3779b97f4a7c15ull * (d + 1);
-        assert_int_equal(pthread_create(&t[d], NULL, writer_main, &w[d]), 0);
-    }
+    for (unsigned d = 0; d < DUAL_DISKS; d++)
+        assert_int_equal(dual_writer_start(&w[d], &G, d, total / 2, 0,
+                                           0x9e3779b97f4a7c15ull * (d + 1)), 0);
     static const char *const errnos[] = { "EIO", "ENOSPC" };
     uint64_t rng = 0x2545f4914f6cdd1dull;
     unsigned bursts = 0, by_errno[2] = { 0 }, on_disk[DUAL_DISKS + 1] = { 0 }, again = 0, repeats = 0;
@@ -184,8 +144,7 @@ static void test_werror_bursts(void **state)
         assert_int_equal(dual_guest_resume(&G, 20, &again), 0);
     }
     for (unsigned d = 0; d < DUAL_DISKS; d++) {
-        pthread_join(t[d], NULL);
-        if (w[d].rc < 0)
+        if (dual_writer_join(&w[d]) < 0)
             fail_msg("the guest saw an error on %s: %s", dual_guest_vdev[d], w[d].err);
     }
     dual_guest_runstate(&G, rs, sizeof(rs));
