@@ -11,7 +11,8 @@
  * 0 corrupted, no all-ones read.
  *
  * FAULT_WRITES sets the number of write commands (default 1,000, half per
- * disk); tests/faults/fault_werror_bursts runs 10,000.
+ * disk); tests/faults/fault_werror_bursts runs 10,000.  Also: a config file
+ * that does not parse, re-read on SIGUSR1, leaves the rules in force.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -180,10 +181,57 @@ static void test_werror_bursts(void **state)
     assert_true(by_errno[0] > 0 && by_errno[1] > 0);
 }
 
+static int write_4000_rc = -1;
+
+static void *write_4000(void *arg)
+{
+    (void)arg;
+    write_4000_rc = dual_guest_write(&G, DUAL_IDE, 4000, 1);
+    return NULL;
+}
+
+/* A config file that does not parse, re-read on SIGUSR1, changes nothing:
+ * the rule in force stays in force, and removing it later still works. */
+static void test_bad_reload_keeps_rules(void **state)
+{
+    (void)state;
+    char cfg[512];
+    config_text(cfg, sizeof(cfg), "op=write errno=EIO sectors=4000-4000", DUAL_IDE);
+    assert_int_equal(dual_guest_inject(&G, cfg), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_4000, NULL), 0);
+    /* The rule is in force once the write stops the VM. */
+    assert_int_equal(rsdm_sim_wait_value(&G.sim, G.sim.runstate, "io-error holds=io-error",
+                                         WAIT_MS), 0);
+    assert_int_equal(dual_guest_log_count(&G, "SIGUSR1: injection rules kept"), 0);
+    assert_int_equal(dual_guest_inject(&G, "[disk hda]\nwerror = stop\n"
+                                           "inject = op=write errno=EWHAT\n"), 0);
+    assert_int_equal(dual_guest_log_wait(&G, "SIGUSR1: injection rules kept", 0, WAIT_MS), 0);
+    /* The old rule still fails the re-issued write. */
+    long errs = dual_guest_log_count(&G, "write error: ");
+    assert_int_equal(dual_guest_command(&G, "continue"), 0);
+    assert_int_equal(dual_guest_log_wait(&G, "write error: ", errs, WAIT_MS), 0);
+    assert_int_equal(rsdm_sim_wait_value(&G.sim, G.sim.runstate, "io-error holds=io-error",
+                                         WAIT_MS), 0);
+    config_text(cfg, sizeof(cfg), NULL, 0);
+    assert_int_equal(dual_guest_inject(&G, cfg), 0);
+    assert_int_equal(dual_guest_resume(&G, 20, NULL), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(write_4000_rc, 0);
+    assert_int_equal(dual_guest_verify(&G, DUAL_IDE), 0);
+    struct guest_check_counters c;
+    guest_check_snapshot(&G.chk[DUAL_IDE], &c);
+    assert_int_equal(c.writes, 1);
+    assert_int_equal(c.lost_writes + c.stale_overwrites + c.corrupted_reads, 0);
+    printf("a bad config re-read on SIGUSR1 kept the rule in force: the re-issued write failed "
+           "again; once the rule was removed it completed\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_werror_bursts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_reload_keeps_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
