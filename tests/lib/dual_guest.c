@@ -170,6 +170,22 @@ int dual_guest_write(dual_guest *g, unsigned d, uint64_t lba, unsigned count)
     return 0;
 }
 
+/* What a failing run needs to find the cause: the sector's header next to
+ * the ledger's two last acknowledged sequences. */
+static void report_bad(dual_guest *g, unsigned d, uint64_t lba, const uint8_t *sec,
+                       enum guest_check_verdict v, const char *where)
+{
+    static const char *const names[] = { "ok", "lost", "stale", "corrupted" };
+    uint64_t e[2] = { 0, 0 }, hl = 0, seq = 0;
+    memcpy(&hl, sec + 8, 8);
+    memcpy(&seq, sec + 16, 8);
+    guest_mem_read(g->chk[d].bus, g->chk[d].ledger + lba * 16, e, 16);
+    fprintf(stderr, "dual_guest: %s sector %llu %s (%s): header lba %llu seq %llu; ledger %llu, "
+            "before %llu\n", dual_guest_vdev[d], (unsigned long long)lba, names[v], where,
+            (unsigned long long)hl, (unsigned long long)seq, (unsigned long long)e[0],
+            (unsigned long long)e[1]);
+}
+
 int dual_guest_read(dual_guest *g, unsigned d, uint64_t lba, unsigned count)
 {
     static __thread uint8_t buf[GUEST_IDE_MAX_SECTORS * 512];
@@ -179,8 +195,15 @@ int dual_guest_read(dual_guest *g, unsigned d, uint64_t lba, unsigned count)
     if (disk_io(g, d, false, lba, count, buf) < 0)
         return -1;
     GUEST_CHECK_ADD(&g->chk[d], reads, 1);
-    for (unsigned i = 0; i < count; i++)
-        guest_check_count(&g->chk[d], guest_check_classify(&g->chk[d], lba + i, buf + i * 512));
+    for (unsigned i = 0; i < count; i++) {
+        enum guest_check_verdict v = guest_check_classify(&g->chk[d], lba + i, buf + i * 512);
+        if (v != GUEST_CHECK_OK) {
+            char where[64];
+            snprintf(where, sizeof(where), "read %u+%u through the device", (unsigned)lba, count);
+            report_bad(g, d, lba + i, buf + i * 512, v, where);
+        }
+        guest_check_count(&g->chk[d], v);
+    }
     return 0;
 }
 
@@ -212,6 +235,7 @@ long dual_guest_verify(dual_guest *g, unsigned d)
         enum guest_check_verdict v = guest_check_classify(&g->chk[d], lba, sec);
         if (v != GUEST_CHECK_OK) {
             bad++;
+            report_bad(g, d, lba, sec, v, "image file");
             guest_check_count(&g->chk[d], v);
         }
     }
