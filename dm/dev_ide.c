@@ -125,6 +125,13 @@ static void io_done(void *opaque, int ret);
 static void submit(ide_channel *c, ide_io io, dm_blk_op op, uint64_t lba, void *buf, size_t len)
 {
     ide_drive *dr = cmd_drive(c);
+    if (!dm_blk_locked(dr->blk)) {
+        /* The image was handed over by a save and is not ours again yet (the
+         * start that follows stops the VM again): no I/O without the lock.
+         * The step waits, parked, for the next start. */
+        c->parked = true;
+        return;
+    }
     dm_blk_req *r = dm_blk_submit(dr->blk, op, lba * ATA_SECTOR_SIZE, buf, len, io_done, c);
     if (!r) {
         dm_err("ide %s: %s on %s at sector %llu: the request was refused: %s", chan_name[c->idx],
@@ -155,6 +162,7 @@ static bool io_failed(ide_channel *c, int ret, uint8_t op)
     switch (a) {
     case DM_BLK_ACTION_STOP:
         c->parked = true;
+        c->error_parked = true;
         c->ide->stats.parked++;
         dm_warn("ide %s: %s on %s (sectors %llu+%u) failed: %s; parked until the VM runs again",
                 chan_name[c->idx], c->cmd ? c->cmd->name : "I/O", dm_blk_name(dr->blk),
@@ -452,25 +460,28 @@ static void io_done(void *opaque, int ret)
 /* ------------------------------------------------------------- resets */
 
 /* Drops the channel's command, in flight, parked or latched (a guest reset
- * of the device: DESIGN "Stopping a guest on Xen").  Returns whether
- * parked work was discarded. */
+ * of the device: DESIGN "Stopping a guest on Xen").  Returns whether an
+ * io-error parked command was discarded. */
 static bool abandon(ide_channel *c, const char *why)
 {
-    bool had_parked = c->parked || c->latched;
-    if (had_parked) {
-        unsigned unit = c->parked ? c->retry_unit : c->unit;
+    bool had_error = c->error_parked;
+    if (c->parked) {
         dm_warn("ide %s: %s discards the parked %s on %s (sectors %llu+%u): the guest reset "
                 "the device",
                 chan_name[c->idx], why, c->cmd ? c->cmd->name : "command",
-                unit < 2 ? drive_name(c, unit) : "(none)", (unsigned long long)c->retry_lba,
-                c->retry_nsector);
+                c->retry_unit < 2 ? drive_name(c, c->retry_unit) : "(none)",
+                (unsigned long long)c->retry_lba, c->retry_nsector);
+        c->ide->stats.discarded++;
+    } else if (c->latched) {
+        dm_warn("ide %s: %s discards command 0x%02x written while the VM was stopped",
+                chan_name[c->idx], why, c->latched_opcode);
         c->ide->stats.discarded++;
     }
     cancel_io(c);
-    c->parked = c->latched = false;
+    c->parked = c->latched = c->error_parked = false;
     c->bm_status &= (uint8_t)~BM_ST_ACTIVE;
     cmd_end(c);
-    return had_parked;
+    return had_error;
 }
 
 static void drive_signature(ide_channel *c, ide_drive *dr)
@@ -824,7 +835,7 @@ static void on_restart(void *opaque)
         if (c->req)
             continue;
         if (c->parked) {
-            c->parked = false;
+            c->parked = c->error_parked = false;
             reissue(c);
         } else if (c->latched) {
             c->latched = false;
@@ -865,13 +876,33 @@ void ide_after_load(dev_ide *d)
         dm_timer_arm(d->restart, 0, 0);
 }
 
+void dev_ide_reset(dev_ide *d, const char *why)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        ide_channel *c = &d->ch[i];
+        abandon(c, why);
+        for (unsigned u = 0; u < 2; u++) {
+            drive_signature(c, &c->drive[u]);
+            ata_settings_init(&c->drive[u].set);
+        }
+        c->devctl = 0;
+        c->unit = 0;
+        c->irq_pending = false;
+        c->bm_cmd = 0;
+        c->bm_status &= BM_ST_CAP_MASK;
+        c->bm_prdt = 0;
+        ide_prd_rewind(c);
+        ide_update_irq(c);
+    }
+}
+
 /* ---------------------------------------------------------------- setup */
 
 unsigned dev_ide_parked(const dev_ide *d)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < 2; i++)
-        n += d->ch[i].parked || d->ch[i].latched;
+        n += d->ch[i].error_parked;
     return n;
 }
 

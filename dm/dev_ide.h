@@ -76,7 +76,12 @@ typedef struct dev_ide_disk {
  * unit, -EEXIST if the unit has a disk. */
 int dev_ide_attach(dev_ide *d, unsigned unit, const dev_ide_disk *disk, char *err, size_t errlen);
 
-/* Commands parked by an io-error stop or a stop, waiting for the next start. */
+/* A machine reset: every channel's command (in flight, parked or latched)
+ * is dropped, logged with `why`, and the registers return to their
+ * power-on values.  The disks stay attached. */
+void dev_ide_reset(dev_ide *d, const char *why);
+
+/* Commands parked by an io-error stop, waiting for the next start. */
 unsigned dev_ide_parked(const dev_ide *d);
 
 typedef struct dev_ide_stats {

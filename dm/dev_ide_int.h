@@ -100,6 +100,7 @@ struct ide_channel {
     uint64_t retry_lba;
     uint32_t retry_nsector;
     bool parked;                      /* re-issue at the next start */
+    bool error_parked;                /* ... because of an io-error stop */
     bool latched;                     /* a command written while stopped */
     uint8_t latched_opcode;
 };

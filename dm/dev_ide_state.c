@@ -176,6 +176,20 @@ static void check_chan(dm_state_rd *r, const ide_channel *c, const chan_image *i
         dm_state_check(r, ata_range_ok(im->lba, im->remaining, dr->sectors), "lba", im->lba,
                        "with the remaining sectors is beyond the disk");
     }
+    const ata_cmd_info *ci = im->has_cmd ? ata_cmd_lookup(im->opcode) : NULL;
+    dm_state_check(r, !im->dma_ready || (ci && ata_proto_is_dma(ci->proto)), "dma_ready",
+                   im->dma_ready, "without a DMA command");
+    if (im->parked && ci) {
+        /* The retry record must be the command's own kind of transfer, or a
+         * re-issue would move data the wrong way. */
+        uint8_t want = ata_proto_is_dma(ci->proto) ? IDE_RETRY_DMA
+                       : ata_proto_is_pio(ci->proto) ? IDE_RETRY_PIO
+                       : ci->op == ATA_OP_FLUSH ? IDE_RETRY_FLUSH : 0;
+        if (want != IDE_RETRY_FLUSH && (ci->proto == ATA_PROTO_DMA_IN || ci->proto == ATA_PROTO_PIO_IN))
+            want |= IDE_RETRY_READ;
+        dm_state_check(r, want != 0 && im->retry_op == want, "retry_op", im->retry_op,
+                       "does not match the command in progress");
+    }
     if (im->parked) {
         dm_state_check(r, im->has_cmd && im->retry_op != 0 && im->retry_unit <= 1, "parked",
                        im->parked, "without a command and retry record");

@@ -18,6 +18,7 @@ struct dm_disks {
     dm_ahci *ahci;                   /* created with the first AHCI disk */
     rs_handler *h;
     dm_timer *release;               /* io-error hold released after a guest reset */
+    bool sink;                       /* on_rs_event is registered */
     size_t n;
     dm_disk_spec spec[DM_DISKS_MAX];
     dm_blk *blk[DM_DISKS_MAX];
@@ -171,7 +172,7 @@ int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t er
         char why[512] = "";
         dm_blk *b = dm_blk_open(ds->cfg.loop, &o, why, sizeof(why));
         if (!b) {
-            snprintf(err, errlen, "disk %s (%.300s): %s", s->name, s->path, why);
+            snprintf(err, errlen, "%s", why);      /* names the disk and the image */
             detach_from(ds, first);
             return -EIO;
         }
@@ -194,15 +195,34 @@ int dm_disks_attach(dm_disks *ds, const dm_disk_list *list, char *err, size_t er
 
 /* ---------------------------------------------------------------- locks */
 
+static void flush_done(void *opaque, int ret)
+{
+    *(int *)opaque = ret;
+}
+
+/* What the guest wrote reaches the medium before another host may read
+ * the image (shared storage).  [main]; waits for the flush. */
+static void flush_now(dm_disks *ds, size_t i)
+{
+    int ret = 1;
+    if (!dm_blk_submit(ds->blk[i], DM_BLK_FLUSH, 0, NULL, 0, flush_done, &ret))
+        ret = -errno;
+    else
+        dm_blk_drain(ds->blk[i]);
+    if (ret < 0)
+        dm_warn("disk %s: flushing the image before handing it over failed: %s",
+                ds->spec[i].name, strerror(-ret));
+}
+
 void dm_disks_lock_release(dm_disks *ds)
 {
     for (size_t i = 0; i < ds->n; i++) {
         if (!dm_blk_locked(ds->blk[i]))
             continue;
-        int r = dm_blk_lock_release(ds->blk[i]);
-        if (r < 0)
-            dm_warn("disk %s: releasing the image lock failed: %s", ds->spec[i].name, strerror(-r));
-        else
+        if (!dm_blk_read_only(ds->blk[i]))
+            flush_now(ds, i);
+        /* A failure is logged by the backend; the lock is then kept. */
+        if (dm_blk_lock_release(ds->blk[i]) == 0)
             dm_info("disk %s: image lock released (the VM is saved and stopped)", ds->spec[i].name);
     }
 }
@@ -215,7 +235,7 @@ int dm_disks_lock_acquire(dm_disks *ds, char *err, size_t errlen)
         char why[512] = "";
         int r = dm_blk_lock_acquire(ds->blk[i], why, sizeof(why));
         if (r < 0) {
-            snprintf(err, errlen, "disk %s: %s", ds->spec[i].name, why);
+            snprintf(err, errlen, "%s", why);      /* names the disk and the image */
             return r;
         }
         dm_info("disk %s: image lock re-taken", ds->spec[i].name);
@@ -262,6 +282,16 @@ static void parked_discarded(void *opaque)
 {
     dm_disks *ds = opaque;
     dm_timer_arm(ds->release, 0, 0);
+}
+
+/* A reset of the machine clears the io-error hold and discards the parked
+ * I/O with it (DESIGN "Run state"): the devices return to power-on state
+ * before anything can start again. */
+static void on_rs_event(void *opaque, const rs_event *ev)
+{
+    dm_disks *ds = opaque;
+    if (ev->type == RS_EV_RESET && ds->ide)
+        dev_ide_reset(ds->ide, "machine reset");
 }
 
 /* ---------------------------------------------------------------- module */
@@ -317,7 +347,8 @@ int dm_disks_new(const dm_disks_cfg *cfg, dm_disks **out, char *err, size_t errl
      * re-issue parked I/O. */
     ds->h = rs_handler_add(cfg->vm, on_runstate, ds, -10);
     ds->release = dm_timer_new(cfg->loop, release_hold, ds);
-    if (!ds->h || !ds->release) {
+    ds->sink = rs_event_sink_add(cfg->vm, on_rs_event, ds) == 0;
+    if (!ds->h || !ds->release || !ds->sink) {
         snprintf(err, errlen, "disks: set-up failed: %s", strerror(errno ? errno : ENOMEM));
         dm_disks_free(ds);
         return -ENOMEM;
@@ -343,6 +374,8 @@ void dm_disks_free(dm_disks *ds)
     detach_from(ds, 0);
     if (ds->h)
         rs_handler_del(ds->cfg.vm, ds->h);
+    if (ds->sink)
+        rs_event_sink_del(ds->cfg.vm, on_rs_event, ds);
     if (ds->release)
         dm_timer_free(ds->release);
     free(ds);

@@ -115,12 +115,12 @@ const dm_disk_spec *dm_disks_spec(const dm_disks *ds, size_t i);
  * `[disk NAME]` section in config (none: cleared).  All rules are checked
  * first: on a bad one nothing changes and -EINVAL names it.  [main] */
 int dm_disks_set_inject(dm_disks *ds, const dm_config *config, char *err, size_t errlen);
-/* Commands parked by an io-error stop (or a stop) on every controller. */
+/* Commands parked by an io-error stop on every controller. */
 unsigned dm_disks_parked(const dm_disks *ds);
 
 /*
- * Image locks around a save: release every lock after a live save of a
- * stopped VM (the destination may then open the images), and re-take them
+ * Image locks around a save: flush and release every lock after a live
+ * save of a stopped VM (the destination may then open the images), and re-take them
  * before the VM runs again.  The module's own start handler re-takes them
  * too; a caller that can refuse the start (QMP `cont`) calls
  * dm_disks_lock_acquire first and fails the command with its message.

@@ -27,6 +27,7 @@
 #include "dm_loop.h"
 #include "dm_machine.h"
 #include "dm_pci.h"
+#include "dm_pci_msi.h"
 #include "dm_statefile.h"
 #include "runstate.h"
 #include "xsc_control.h"
@@ -381,7 +382,8 @@ static int attach_disks(dm_machine *m, char *why, size_t len)
             return r;
     }
     dm_disks_cfg dc = { .loop = m->loop, .pio = m->pio, .pci = m->pci, .irq = m->irq,
-                        .vm = m->vm, .gm = m->gm, .state = m->state, .config = &m->config };
+                        .vm = m->vm, .gm = m->gm, .state = m->state, .config = &m->config,
+                        .inject_msi = dm_pci_msi_inject_xen, .msi_opaque = &m->xen };
     int r = dm_disks_new(&dc, &m->disks, why, len);
     if (r < 0)
         return r;

@@ -439,6 +439,44 @@ static void test_xen_platform(void **s)
     fx_close();
 }
 
+/* ------------------------------------------------ CF8 config address */
+
+/* The window 0xCF8-0xCFB: Linux's type-1 probe (a byte write to 0xCFB,
+ * then 0x80000000 written to and read back from 0xCF8) must see its value,
+ * and 0xCF9 stays the reset control byte inside it. */
+static void test_cf8_window(void **s)
+{
+    (void)s;
+    fx_open(false, false);
+    out(0xcfb, 1, 0x01);                  /* ignored, as on i440FX */
+    out(0xcf8, 4, 0x80000000u);
+    assert_int_equal(in(0xcf8, 4), 0x80000000u);
+    out(0xcf8, 4, 0x80000813u);           /* bits 1:0 are reserved */
+    assert_int_equal(in(0xcf8, 4), 0x80000810u);
+    assert_int_equal(in(0xcf8, 1), 0x10);
+    assert_int_equal(in(0xcfa, 2), 0x8000);
+    /* A byte at 0xcf9 is reset control, not the address. */
+    assert_int_equal(in(0xcf9, 1), 0x00);
+    out(0xcf9, 1, 0x02);
+    assert_int_equal(in(0xcf9, 1), 0x02);
+    assert_int_equal(in(0xcf8, 4), 0x80000810u);
+    /* A dword write never resets the machine, whatever byte 1 holds. */
+    out(0xcf8, 4, 0x80000600u);
+    dm_platform_before_answer(F.p);
+    assert_int_equal(F.shutdowns, 0);
+    assert_int_equal(in(0xcf9, 1), 0x02);
+    /* The address travels in the state file. */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[256];
+    assert_int_equal(dm_state_save_mem(F.state, &buf, &len, err, sizeof(err)), 0);
+    out(0xcf8, 4, 0);
+    assert_int_equal(dm_state_load_mem(F.state, buf, len, err, sizeof(err)), 0);
+    assert_int_equal(in(0xcf8, 4), 0x80000600u);
+    assert_int_equal(in(0xcf9, 1), 0x02);
+    free(buf);
+}
+
 /* ---------------------------------------------------------- bad writes */
 
 static void test_bad_writes(void **s)
@@ -446,8 +484,11 @@ static void test_bad_writes(void **s)
     (void)s;
     fx_open(false, false);
     uint64_t v;
-    /* Byte-wide ports refuse wider accesses at dispatch. */
-    assert_int_equal(dm_io_write(F.pio, 0xcf9, 2, 0x0606), -ENOENT);
+    /* Byte-wide ports refuse wider accesses at dispatch; the CF8 window
+     * takes them but only a byte write at 0xcf9 reaches reset control. */
+    assert_int_equal(dm_io_write(F.pio, 0xcf9, 2, 0x0606), 0);
+    assert_int_equal(dm_io_write(F.pio, 0xcf8, 2, 0x0606), 0);
+    assert_int_equal(dm_io_write(F.pio, 0xcfa, 2, 0x0606), 0);
     assert_int_equal(dm_io_write(F.pio, 0x92, 4, 1), -ENOENT);
     assert_int_equal(dm_io_write(F.pio, 0x64, 2, 0xfe), -ENOENT);
     assert_int_equal(dm_io_write(F.pio, 0xb004, 4, 0x2000), -ENOENT);
@@ -528,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_disable_pf_and_no_isa),
         cmocka_unit_test(test_pirq_routes),
         cmocka_unit_test(test_resets),
+        cmocka_unit_test(test_cf8_window),
         cmocka_unit_test(test_reset_policy_shutdown),
         cmocka_unit_test(test_reset_latched_while_stopped),
         cmocka_unit_test(test_acpi_enable_and_s5),

@@ -150,6 +150,16 @@ static void test_firmware_pci_pass(void **state)
     /* The routes it chose are in the ISA bridge. */
     for (unsigned i = 0; i < 4; i++)
         assert_int_equal(cfg(f, 1, 0, 0x60 + i, 1), fw.pirq_irq[i]);
+    /* Every CF8 write of the scan reached rsdm: none fell to Xen's null
+     * handler inside a range rsdm claims (0xcf9 sits inside the dword). */
+    assert_int_equal(hv_null_hits_total(f->dom), 0);
+    /* Linux's type-1 probe reads its CF8 write back. */
+    uint64_t v = 0x80000000u;
+    assert_int_equal(xsim_pio(f->d, 0, true, 0xcf8, 4, &v), 0);
+    v = 0;
+    assert_int_equal(xsim_pio(f->d, 0, false, 0xcf8, 4, &v), 0);
+    assert_int_equal(v, 0x80000000u);
+    assert_int_equal(hv_null_hits_total(f->dom), 0);
 }
 
 static void test_reset_reboots_domain(void **state)
