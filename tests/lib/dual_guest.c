@@ -324,6 +324,14 @@ static void *writer_main(void *arg)
     dual_writer *w = arg;
     dual_guest *g = w->g;
     for (unsigned i = 0; (!w->n || i < w->n) && !atomic_load(&w->stop); i++) {
+        if (i >= atomic_load(&w->allow)) {
+            pthread_mutex_lock(&g->mu);
+            while (i >= atomic_load(&w->allow) && !atomic_load(&w->stop))
+                pthread_cond_wait(&g->progressed, &g->mu);
+            pthread_mutex_unlock(&g->mu);
+            if (atomic_load(&w->stop))
+                break;
+        }
         unsigned count = 1 + (unsigned)(xorshift(&w->rng) % 16);
         uint64_t lba = xorshift(&w->rng) % (g->sectors - count);
         bool read = w->read_every && i % w->read_every == w->read_every - 1;
@@ -347,7 +355,7 @@ static void *writer_main(void *arg)
 }
 
 int dual_writer_start(dual_writer *w, dual_guest *g, unsigned d, unsigned n, unsigned read_every,
-                      uint64_t seed)
+                      uint64_t seed, unsigned allow)
 {
     memset(w, 0, sizeof(*w));
     w->g = g;
@@ -355,6 +363,7 @@ int dual_writer_start(dual_writer *w, dual_guest *g, unsigned d, unsigned n, uns
     w->n = n;
     w->read_every = read_every;
     w->rng = seed ? seed : 1;
+    atomic_store(&w->allow, allow);
     int r = pthread_create(&w->t, NULL, writer_main, w);
     if (r != 0) {
         fprintf(stderr, "dual_guest: writer thread: %s\n", strerror(r));
@@ -362,6 +371,14 @@ int dual_writer_start(dual_writer *w, dual_guest *g, unsigned d, unsigned n, uns
     }
     w->started = true;
     return 0;
+}
+
+void dual_writer_allow(dual_writer *w, unsigned allow)
+{
+    pthread_mutex_lock(&w->g->mu);
+    atomic_store(&w->allow, allow);
+    pthread_cond_broadcast(&w->g->progressed);
+    pthread_mutex_unlock(&w->g->mu);
 }
 
 bool dual_writer_wait(dual_writer *w, unsigned cmds, int timeout_ms)
@@ -387,7 +404,10 @@ int dual_writer_join(dual_writer *w)
 {
     if (!w->started)
         return -1;
+    pthread_mutex_lock(&w->g->mu);
     atomic_store(&w->stop, true);
+    pthread_cond_broadcast(&w->g->progressed);
+    pthread_mutex_unlock(&w->g->mu);
     pthread_join(w->t, NULL);
     w->started = false;
     return w->rc;

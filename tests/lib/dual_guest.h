@@ -14,6 +14,7 @@
 #ifndef DUAL_GUEST_H
 #define DUAL_GUEST_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -46,7 +47,8 @@ typedef struct dual_guest {
 
 /* A guest thread doing checked I/O on one disk: random writes of 1-16
  * sectors (every read_every-th command a read of the same size instead),
- * n commands or, with n = 0, until dual_writer_join. */
+ * n commands or, with n = 0, until dual_writer_join.  A driver can hold
+ * it at a command count (dual_writer_allow). */
 typedef struct dual_writer {
     dual_guest *g;
     unsigned d, n, read_every;
@@ -55,6 +57,7 @@ typedef struct dual_writer {
     bool started;
     atomic_bool stop, done;
     atomic_uint cmds;                       /* completed */
+    atomic_uint allow;                      /* commands it may start (UINT_MAX: all) */
     uint64_t sectors;                       /* written and acknowledged */
     int rc;
     char err[GUEST_BUS_ERRLEN];
@@ -97,8 +100,11 @@ void dual_guest_runstate(dual_guest *g, char *out, size_t len);
  * times; every `continue` after the first counts in *again.  0 or -1. */
 int dual_guest_resume(dual_guest *g, int tries, unsigned *again);
 
+/* allow: as dual_writer_allow (UINT_MAX: not held). */
 int dual_writer_start(dual_writer *w, dual_guest *g, unsigned d, unsigned n, unsigned read_every,
-                      uint64_t seed);
+                      uint64_t seed, unsigned allow);
+/* Lets the writer start commands up to number `allow` (counted from 0). */
+void dual_writer_allow(dual_writer *w, unsigned allow);
 /* Until the writer completed `cmds` commands or ended, at most
  * timeout_ms: whether it is still running. */
 bool dual_writer_wait(dual_writer *w, unsigned cmds, int timeout_ms);

@@ -33,6 +33,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,7 +306,7 @@ int main(void)
     if (dual_guest_start(&G, "soak", SECTORS, cfg) < 0)
         return 1;
     for (unsigned d = 0; d < DUAL_DISKS; d++)
-        CHECK(dual_writer_start(&W[d], &G, d, 0, 4, next()) == 0, "writer");
+        CHECK(dual_writer_start(&W[d], &G, d, 0, 4, next(), UINT_MAX) == 0, "writer");
     life_begins();
     double t0 = now_s(), last_report = t0;
     /* Every other phase has no save/restore, so that one rsdm-sim serves

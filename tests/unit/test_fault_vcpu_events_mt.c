@@ -14,6 +14,7 @@
  *    both disks read back clean.
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -77,7 +78,7 @@ static void test_dropped_events(void **state)
     long before = dual_guest_log_count(&G, RESCUE_LOG);
     assert_int_equal(before, 0);
     for (unsigned d = 0; d < DUAL_DISKS; d++)
-        assert_int_equal(dual_writer_start(&w[d], &G, d, 0, 4, 77 + d), 0);
+        assert_int_equal(dual_writer_start(&w[d], &G, d, 0, 4, 77 + d, UINT_MAX), 0);
     for (unsigned i = 0; i < DROPS; i++) {
         /* Lose the next notification Xen sends to rsdm, on any port;
          * the access it belonged to must still be answered. */
@@ -118,7 +119,7 @@ static void test_stalled_vcpu(void **state)
 {
     (void)state;
     for (unsigned d = 0; d < DUAL_DISKS; d++)
-        assert_int_equal(dual_writer_start(&w[d], &G, d, 0, 4, 99 + d), 0);
+        assert_int_equal(dual_writer_start(&w[d], &G, d, 0, 4, 99 + d, UINT_MAX), 0);
     assert_true(dual_writer_wait(&w[DUAL_IDE], 20, WAIT_MS));
     assert_int_equal(hv_fault_stall_vcpu(G.sim.dom, DUAL_IDE, true), 0);
     unsigned ide0 = atomic_load(&w[DUAL_IDE].cmds);

@@ -46,23 +46,6 @@ static uint64_t next(uint64_t *x)
 
 static dual_writer w[DUAL_DISKS];
 
-/* Until the writers together completed `cmds` commands (bounded): whether
- * any of them is still running. */
-static bool wait_progress(unsigned cmds)
-{
-    struct timespec end;
-    clock_gettime(CLOCK_REALTIME, &end);
-    end.tv_sec += 60;
-    pthread_mutex_lock(&G.mu);
-    while (atomic_load(&w[0].cmds) + atomic_load(&w[1].cmds) < cmds &&
-           !(atomic_load(&w[0].done) && atomic_load(&w[1].done)))
-        if (pthread_cond_timedwait(&G.progressed, &G.mu, &end) == ETIMEDOUT)
-            break;
-    bool running = !(atomic_load(&w[0].done) && atomic_load(&w[1].done));
-    pthread_mutex_unlock(&G.mu);
-    return running;
-}
-
 static const char *policy = "werror = stop\nrerror = stop\n";
 
 static void config_text(char *out, size_t len, const char *rule, unsigned target)
@@ -97,35 +80,58 @@ static void test_werror_bursts(void **state)
     const char *env = getenv("FAULT_WRITES");
     unsigned total = env ? (unsigned)strtoul(env, NULL, 10) : 1000;
     assert_true(total >= 100);
+    /* The writers are held at command counts the driver moves on, so that
+     * every round has a burst whatever the scheduling. */
+    unsigned n = total / 2, allow[DUAL_DISKS] = { 0, 0 };
     for (unsigned d = 0; d < DUAL_DISKS; d++)
-        assert_int_equal(dual_writer_start(&w[d], &G, d, total / 2, 0,
-                                           0x9e3779b97f4a7c15ull * (d + 1)), 0);
+        assert_int_equal(dual_writer_start(&w[d], &G, d, n, 0, 0x9e3779b97f4a7c15ull * (d + 1), 0),
+                         0);
     static const char *const errnos[] = { "EIO", "ENOSPC" };
     uint64_t rng = 0x2545f4914f6cdd1dull;
     unsigned bursts = 0, by_errno[2] = { 0 }, on_disk[DUAL_DISKS + 1] = { 0 }, again = 0, repeats = 0;
-    unsigned next_at = 0;
-    char cfg[512], rule[128], rs[128];
+    unsigned extra = 0;
+    char cfg[512], rule[128];
     while (true) {
-        next_at += 5 + (unsigned)(next(&rng) % 30);
-        if (!wait_progress(next_at))
-            break;
+        /* A stretch of healthy writes on both disks. */
+        for (unsigned d = 0; d < DUAL_DISKS; d++) {
+            allow[d] += 5 + (unsigned)(next(&rng) % 30);
+            allow[d] = allow[d] > n ? n : allow[d];
+            dual_writer_allow(&w[d], allow[d]);
+        }
+        for (unsigned d = 0; d < DUAL_DISKS; d++) {
+            dual_writer_wait(&w[d], allow[d], 60000);
+            if (atomic_load(&w[d].cmds) != allow[d])
+                fail_msg("%s: %u of %u commands done: %s", dual_guest_vdev[d],
+                         atomic_load(&w[d].cmds), allow[d], w[d].err);
+        }
         unsigned e = (unsigned)(next(&rng) % 2), target = (unsigned)(next(&rng) % 3);
+        if (target < DUAL_DISKS && allow[target] == n)
+            target = 1 - target;
+        if (allow[0] == n && allow[1] == n)
+            break;
+        if (target == DUAL_DISKS && (allow[0] == n || allow[1] == n))
+            target = allow[0] == n ? 1 : 0;
         snprintf(rule, sizeof(rule), "op=write errno=%s", errnos[e]);
         config_text(cfg, sizeof(cfg), rule, target);
         assert_int_equal(dual_guest_inject(&G, cfg), 0);
-        int stopped = rsdm_sim_wait_value(&G.sim, G.sim.runstate, "io-error holds=io-error", 2000);
-        if (stopped < 0) {
-            config_text(cfg, sizeof(cfg), NULL, 0);
-            assert_int_equal(dual_guest_inject(&G, cfg), 0);
-            /* The targeted disk's writer may have finished; anything else
-             * is a stop that never came. */
-            dual_guest_runstate(&G, rs, sizeof(rs));
-            assert_string_equal(rs, "running holds=");
+        /* One command more at a time on the targeted disk(s) until one
+         * fails: a write started before rsdm read the rules succeeds. */
+        int stopped = -1;
+        for (int tries = 0; tries < 100 && stopped < 0; tries++) {
+            bool room = false;
             for (unsigned d = 0; d < DUAL_DISKS; d++)
-                if (target == d || target == DUAL_DISKS)
-                    assert_true(atomic_load(&w[d].done));
-            continue;
+                if ((target == d || target == DUAL_DISKS) && allow[d] < n) {
+                    dual_writer_allow(&w[d], ++allow[d]);
+                    room = true;
+                }
+            assert_true(room);
+            extra += tries > 0;
+            stopped = rsdm_sim_wait_value(&G.sim, G.sim.runstate, "io-error holds=io-error", 200);
+            if (stopped < 0)
+                for (unsigned d = 0; d < DUAL_DISKS; d++)
+                    dual_writer_wait(&w[d], allow[d], WAIT_MS);
         }
+        assert_int_equal(stopped, 0);
         bursts++;
         by_errno[e]++;
         on_disk[target]++;
@@ -148,6 +154,7 @@ static void test_werror_bursts(void **state)
         if (dual_writer_join(&w[d]) < 0)
             fail_msg("the guest saw an error on %s: %s", dual_guest_vdev[d], w[d].err);
     }
+    char rs[128];
     dual_guest_runstate(&G, rs, sizeof(rs));
     assert_string_equal(rs, "running holds=");
     for (unsigned d = 0; d < DUAL_DISKS; d++) {
@@ -171,12 +178,12 @@ static void test_werror_bursts(void **state)
     long errs = dual_guest_log_count(&G, "write error: ");
     printf("%u bursts (EIO %u, ENOSPC %u; hda %u, sda %u, both %u), each stopped in io-error "
            "and resumed; %u re-issues failed again under the rule; %ld write errors logged; "
-           "%u extra continues\n",
+           "%u extra continues; %u commands released before rsdm had read the rule\n",
            bursts, by_errno[0], by_errno[1], on_disk[0], on_disk[1], on_disk[2], repeats, errs,
-           again);
+           again, extra);
     assert_true(errs >= (long)(bursts + repeats));
     assert_true(repeats > 0);
-    /* A burst every 5-35 commands: far more than this unless stops are lost. */
+    /* A round every 5-35 commands per disk, each with its burst. */
     assert_true(bursts >= total / 100);
     assert_true(by_errno[0] > 0 && by_errno[1] > 0);
 }
