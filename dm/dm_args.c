@@ -2,7 +2,7 @@
  * argv parsing (dm_args.h): one table of option specs, a generic walker,
  * and a handler per kind of value.
  */
-#include "dm_args.h"
+#include "dm_args_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,24 +12,11 @@
 #define TRAD DM_DIALECT_TRADITIONAL
 #define QXEN DM_DIALECT_QEMU_XEN
 
-typedef struct opt_spec opt_spec;
-typedef int (*opt_fn)(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
-                      size_t errlen);
-
-struct opt_spec {
-    const char *name;                /* without dashes */
-    unsigned dialects;
-    bool has_arg;
-    opt_fn handle;
-    const char *arg_name;            /* for --help */
-    const char *help;                /* NULL: ignored, listed apart */
-    bool own;                        /* rsdm's own option, shown as --name */
-};
+typedef dm_opt_spec opt_spec;
 
 /* ----------------------------------------------------------- value parsing */
 
-/* A decimal number in [min, max], nothing else (no sign, no spaces). */
-static bool parse_uint(const char *s, unsigned long long min, unsigned long long max,
+bool dm_args_parse_uint(const char *s, unsigned long long min, unsigned long long max,
                        unsigned long long *out)
 {
     if (!s || *s < '0' || *s > '9')
@@ -45,11 +32,11 @@ static bool parse_uint(const char *s, unsigned long long min, unsigned long long
 
 /* ------------------------------------------------------------- handlers */
 
-static int h_domid(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
-                   size_t errlen)
+int dm_args_h_domid(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
+                    size_t errlen)
 {
     unsigned long long v;
-    if (!parse_uint(val, 0, ULLONG_MAX, &v) || v > DM_DOMID_MAX) {
+    if (!dm_args_parse_uint(val, 0, ULLONG_MAX, &v) || v > DM_DOMID_MAX) {
         snprintf(err, errlen, "%s: '%s' is not a domain id (1-%d)", opt, val, DM_DOMID_MAX);
         return -EINVAL;
     }
@@ -122,7 +109,7 @@ static int h_vcpus(dm_args *a, const opt_spec *o, const char *opt, const char *v
                    size_t errlen)
 {
     unsigned long long v;
-    if (!parse_uint(val, 1, DM_VCPUS_MAX, &v)) {
+    if (!dm_args_parse_uint(val, 1, DM_VCPUS_MAX, &v)) {
         snprintf(err, errlen, "%s: '%s' is not a vCPU count (1-%d)", opt, val, DM_VCPUS_MAX);
         return -EINVAL;
     }
@@ -152,7 +139,7 @@ static int h_ram(dm_args *a, const opt_spec *o, const char *opt, const char *val
 {
     unsigned long long v;
     /* QEMU's -m takes a size with a unit suffix; libxl passes plain MiB. */
-    if (!parse_uint(val, 1, 1ull << 32, &v)) {
+    if (!dm_args_parse_uint(val, 1, 1ull << 32, &v)) {
         snprintf(err, errlen, "%s: '%s' is not a memory size in MiB (1-%llu)", opt, val,
                  1ull << 32);
         return -EINVAL;
@@ -169,8 +156,8 @@ static int h_acpi(dm_args *a, const opt_spec *o, const char *opt, const char *va
 }
 
 /* Records the table's name (static storage) and the value (in argv). */
-static int add_ignored(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
-                       size_t errlen)
+int dm_args_add_ignored(dm_args *a, const opt_spec *o, const char *opt, const char *val,
+                        char *err, size_t errlen)
 {
     if (a->nignored == DM_ARGS_MAX_IGNORED) {
         snprintf(err, errlen, "%s: more than %d ignored options", opt, DM_ARGS_MAX_IGNORED);
@@ -183,7 +170,7 @@ static int add_ignored(dm_args *a, const opt_spec *o, const char *opt, const cha
 static int h_ignore(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
                     size_t errlen)
 {
-    return add_ignored(a, o, opt, val, err, errlen);
+    return dm_args_add_ignored(a, o, opt, val, err, errlen);
 }
 
 /* Numeric options we ignore are still checked: a typo in a number is a
@@ -192,11 +179,11 @@ static int h_ignore_uint(dm_args *a, const opt_spec *o, const char *opt, const c
                          char *err, size_t errlen)
 {
     unsigned long long v;
-    if (!parse_uint(val, 0, UINT_MAX, &v)) {
+    if (!dm_args_parse_uint(val, 0, UINT_MAX, &v)) {
         snprintf(err, errlen, "%s: '%s' is not a number", opt, val);
         return -EINVAL;
     }
-    return add_ignored(a, o, opt, val, err, errlen);
+    return dm_args_add_ignored(a, o, opt, val, err, errlen);
 }
 
 static int h_net(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
@@ -207,7 +194,7 @@ static int h_net(dm_args *a, const opt_spec *o, const char *opt, const char *val
         return 0;
     }
     /* -net nic,... / -net tap,...: rsdm emulates no NIC (PV network only). */
-    return add_ignored(a, o, opt, val, err, errlen);
+    return dm_args_add_ignored(a, o, opt, val, err, errlen);
 }
 
 static int h_help(dm_args *a, const opt_spec *o, const char *opt, const char *val, char *err,
@@ -261,47 +248,78 @@ static int h_config(dm_args *a, const opt_spec *o, const char *opt, const char *
 
 static const opt_spec opts[] = {
     /* rsdm's own */
-    { "help", TRAD | QXEN, false, h_help, NULL, "print this help and exit", true },
-    { "version", TRAD | QXEN, false, h_version, NULL, "print the version and exit", true },
-    { "log-level", TRAD | QXEN, true, h_log_level, "LEVEL", "error, warning, info (default) or debug", true },
-    { "save-dir", TRAD | QXEN, true, h_save_dir, "DIR", "where the traditional `save` writes qemu-save.<domid>", true },
-    { "config", TRAD | QXEN, true, h_config, "FILE", "rsdm's config file (docs/rsdm-config.md)", true },
+    { "help", TRAD | QXEN, false, h_help, NULL, "print this help and exit", true, NULL },
+    { "version", TRAD | QXEN, false, h_version, NULL, "print the version and exit", true, NULL },
+    { "log-level", TRAD | QXEN, true, h_log_level, "LEVEL", "error, warning, info (default) or debug", true, NULL },
+    { "save-dir", TRAD | QXEN, true, h_save_dir, "DIR", "where the traditional `save` writes qemu-save.<domid>", true, NULL },
+    { "config", TRAD | QXEN, true, h_config, "FILE", "rsdm's config file (docs/rsdm-config.md)", true, NULL },
     /* traditional dialect, served */
-    { "d", TRAD, true, h_domid, "DOMID", "the guest's domain id (required)", false },
-    { "domid", TRAD, true, h_domid, "DOMID", "same as -d", false },
-    { "xen-domid", TRAD, true, h_domid, "DOMID", "same as -d", false },
-    { "domain-name", TRAD, true, h_name, "NAME", "the guest's name, for logs", false },
-    { "name", TRAD, true, h_name, "NAME", "same as -domain-name", false },
-    { "serial", TRAD, true, h_serial, "DEV", "COM1..4: pty, file:PATH, unix:PATH[,server][,nowait], null, stdio", false },
-    { "loadvm", TRAD, true, h_loadvm, "FILE", "restore device state from FILE before starting", false },
-    { "M", TRAD, true, h_machine, "MACHINE", "xenfv", false },
-    { "vcpus", TRAD, true, h_vcpus, "N", "maximum vCPUs (1-128)", false },
-    { "vcpu_avail", TRAD, true, h_vcpu_avail, "0xBITMAP", "vCPUs online at start", false },
-    { "m", TRAD, true, h_ram, "MB", "guest memory in MiB", false },
-    { "acpi", TRAD, false, h_acpi, NULL, "ACPI power management (PIIX4 PM)", false },
-    { "net", TRAD, true, h_net, "none", "none; NIC models are ignored (no emulated NIC)", false },
-    /* traditional dialect, accepted and ignored */
-    { "monitor", TRAD, true, h_ignore, "DEV", NULL, false },
-    { "vnc", TRAD, true, h_ignore, "DISPLAY", NULL, false },
-    { "vncunused", TRAD, false, h_ignore, NULL, NULL, false },
-    { "vncviewer", TRAD, false, h_ignore, NULL, NULL, false },
-    { "nographic", TRAD, false, h_ignore, NULL, NULL, false },
-    { "sdl", TRAD, false, h_ignore, NULL, NULL, false },
-    { "disable-opengl", TRAD, false, h_ignore, NULL, NULL, false },
-    { "full-screen", TRAD, false, h_ignore, NULL, NULL, false },
-    { "k", TRAD, true, h_ignore, "KEYMAP", NULL, false },
-    { "videoram", TRAD, true, h_ignore_uint, "MB", NULL, false },
-    { "std-vga", TRAD, false, h_ignore, NULL, NULL, false },
-    { "vga", TRAD, true, h_ignore, "TYPE", NULL, false },
-    { "boot", TRAD, true, h_ignore, "ORDER", NULL, false },
-    { "usb", TRAD, false, h_ignore, NULL, NULL, false },
-    { "usbdevice", TRAD, true, h_ignore, "DEV", NULL, false },
-    { "soundhw", TRAD, true, h_ignore, "HW", NULL, false },
-    { "gfx_passthru", TRAD, false, h_ignore, NULL, NULL, false },
-    { "direct_pci", TRAD, true, h_ignore, "BDFS", NULL, false },
-    { "parallel", TRAD, true, h_ignore, "DEV", NULL, false },
-    { "localtime", TRAD, false, h_ignore, NULL, NULL, false },
-    { "pidfile", TRAD, true, h_ignore, "FILE", NULL, false },
+    { "d", TRAD, true, dm_args_h_domid, "DOMID", "the guest's domain id (required)", false, NULL },
+    { "domid", TRAD, true, dm_args_h_domid, "DOMID", "same as -d", false, NULL },
+    { "xen-domid", QXEN, true, dm_args_h_domid, "DOMID", "the guest's domain id (required)", false, NULL },
+    { "domain-name", TRAD, true, h_name, "NAME", "the guest's name, for logs", false, NULL },
+    { "name", TRAD | QXEN, true, h_name, "NAME", "same as -domain-name", false, NULL },
+    { "serial", TRAD | QXEN, true, h_serial, "DEV", "COM1..4: pty, file:PATH, unix:PATH[,server][,nowait], null, stdio", false, NULL },
+    { "loadvm", TRAD, true, h_loadvm, "FILE", "restore device state from FILE before starting", false, NULL },
+    { "M", TRAD, true, h_machine, "MACHINE", "xenfv", false, NULL },
+    { "vcpus", TRAD, true, h_vcpus, "N", "maximum vCPUs (1-128)", false, NULL },
+    { "vcpu_avail", TRAD, true, h_vcpu_avail, "0xBITMAP", "vCPUs online at start", false, NULL },
+    { "m", TRAD, true, h_ram, "MB", "guest memory in MiB", false, NULL },
+    { "acpi", TRAD, false, h_acpi, NULL, "ACPI power management (PIIX4 PM)", false, NULL },
+    { "net", TRAD | QXEN, true, h_net, "none", "none; NIC models are ignored (no emulated NIC)", false, NULL },
+    /* qemu-xen dialect, served (dm_args_qemu.c) */
+    { "chardev", QXEN, true, dm_argq_chardev, "socket,id=ID,path=P|fd=N,server=on,wait=off", "a QMP socket for -mon (other backends: ignored)", false, "backend,id,path,fd,server,wait" },
+    { "mon", QXEN, true, dm_argq_mon, "chardev=ID,mode=control", "serve QMP on that socket", false, "chardev,mode,pretty" },
+    { "qmp", QXEN, true, dm_argq_qmp, "unix:PATH,server,nowait", "serve QMP on a Unix socket (xenopsd)", false, NULL },
+    { "S", QXEN, false, dm_argq_flag, NULL, "start in prelaunch; `cont` starts the guest", false, NULL },
+    { "incoming", QXEN, true, dm_argq_incoming, "fd:N", "load the device state from fd N (read to its end) before starting", false, NULL },
+    { "machine", QXEN, true, dm_argq_machine, "xenfv[,...]|none", "xenfv; none = libxl's capability probe (QMP only)", false, "type,accel,suppress-vmdesc,max-ram-below-4g,igd-passthru" },
+    { "M", QXEN, true, dm_argq_machine, "xenfv[,...]|none", "same as -machine", false, NULL },
+    { "m", QXEN, true, dm_argq_memory, "[size=]MB", "guest memory (MiB, or with M/G)", false, "size,slots,maxmem" },
+    { "smp", QXEN, true, dm_argq_smp, "N[,maxcpus=M]", "vCPUs (the dm serves maxcpus)", false, "cpus,maxcpus,sockets,cores,threads" },
+    { "no-acpi", QXEN, false, dm_argq_flag, NULL, "no ACPI power management", false, NULL },
+    { "no-shutdown", QXEN, false, dm_argq_flag, NULL, "a guest shutdown pauses instead of exiting", false, NULL },
+    { "drive", QXEN, true, dm_argq_drive, "file=P,if=ide|none,...", "a disk (index=, media=, format=raw, cache=, rerror=, werror=, readonly=, id=)", false, "file,if,index,bus,unit,media,format,cache,rerror,werror,readonly,id,aio,discard,detect-zeroes,serial,snapshot" },
+    { "device", QXEN, true, dm_argq_device, "DRIVER,...", "ahci,id=ID; ide-hd,bus=ID.N|ide.N,drive=ID; display/USB/sound/NIC devices ignored", false, "driver,id,drive,bus,unit,addr" },
+    { "xen-domid-restrict", QXEN, false, dm_argq_flag, NULL, "after start-up: xentoolcore_restrict_all, no xenctrl/xenstore", false, NULL },
+    { "runas", QXEN, true, dm_argq_runas, "USER[:GROUP]|UID:GID", "drop privileges after start-up", false, NULL },
+    { "chroot", QXEN, true, dm_argq_chroot, "DIR", "chroot after start-up", false, NULL },
+    { "run-with", QXEN, true, dm_argq_run_with, "chroot=DIR,user=USER", "same as -chroot and -runas", false, "chroot,user,async-teardown" },
+    { "nodefaults", QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "no-user-config", QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "xen-attach", QXEN, false, dm_argq_refuse, NULL, "refused: PV/PVH backends are not served", false, NULL },
+    { "kernel", QXEN, true, dm_argq_refuse, "FILE", "refused: no direct kernel boot", false, NULL },
+    { "initrd", QXEN, true, dm_argq_refuse, "FILE", "refused: no direct kernel boot", false, NULL },
+    { "append", QXEN, true, dm_argq_refuse, "CMDLINE", "refused: no direct kernel boot", false, NULL },
+    /* accepted and ignored (both dialects unless marked) */
+    { "monitor", TRAD, true, h_ignore, "DEV", NULL, false, NULL },
+    { "vnc", TRAD | QXEN, true, h_ignore, "DISPLAY", NULL, false, NULL },
+    { "vncunused", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "vncviewer", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "nographic", TRAD | QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "display", QXEN, true, h_ignore, "TYPE", NULL, false, NULL },
+    { "spice", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "sdl", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "disable-opengl", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "full-screen", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "k", TRAD | QXEN, true, h_ignore, "KEYMAP", NULL, false, NULL },
+    { "videoram", TRAD, true, h_ignore_uint, "MB", NULL, false, NULL },
+    { "std-vga", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "vga", TRAD | QXEN, true, h_ignore, "TYPE", NULL, false, NULL },
+    { "boot", TRAD | QXEN, true, h_ignore, "ORDER", NULL, false, NULL },
+    { "usb", TRAD | QXEN, false, h_ignore, NULL, NULL, false, NULL },
+    { "usbdevice", TRAD | QXEN, true, h_ignore, "DEV", NULL, false, NULL },
+    { "soundhw", TRAD | QXEN, true, h_ignore, "HW", NULL, false, NULL },
+    { "audiodev", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "netdev", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "gfx_passthru", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "direct_pci", TRAD, true, h_ignore, "BDFS", NULL, false, NULL },
+    { "parallel", TRAD | QXEN, true, h_ignore, "DEV", NULL, false, NULL },
+    { "localtime", TRAD, false, h_ignore, NULL, NULL, false, NULL },
+    { "pidfile", TRAD | QXEN, true, h_ignore, "FILE", NULL, false, NULL },
+    { "global", QXEN, true, h_ignore, "DRIVER.PROP=VALUE", NULL, false, NULL },
+    { "trace", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
+    { "sandbox", QXEN, true, h_ignore, "OPTS", NULL, false, NULL },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -311,7 +329,7 @@ static const opt_spec opts[] = {
 static const char *const qemu_xen_only[] = {
     "chardev", "mon", "qmp", "no-shutdown", "nodefaults", "no-user-config", "machine",
     "incoming", "xen-domid-restrict", "xen-attach", "runas", "run-with", "chroot", "device",
-    "drive", "display", "smp", "netdev", "S",
+    "drive", "display", "smp", "netdev", "S", "xen-domid",
 };
 
 static const opt_spec *find(const char *name, size_t len, unsigned dialect)
@@ -392,9 +410,12 @@ int dm_args_parse(dm_args *a, int argc, char *const argv[], char *err, size_t er
     a->domid = -1;
     a->vcpus = 1;
     a->log_level = DM_LOG_INFO;
+    a->incoming_fd = -1;
     const char *why = NULL;
     unsigned dialect = detect_dialect(argc, argv, &why);
     a->dialect = (dm_dialect)dialect;
+    /* QEMU's PC machine has ACPI unless -no-acpi; qemu-dm needed -acpi. */
+    a->acpi = dialect == QXEN;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -402,18 +423,21 @@ int dm_args_parse(dm_args *a, int argc, char *const argv[], char *err, size_t er
             break;
         const char *name = strip_dashes(arg);
         if (!name) {
-            snprintf(err, errlen, "unexpected argument '%s' (options start with '-'; disks come "
-                     "from xenstore)", arg);
+            snprintf(err, errlen, "unexpected argument '%s' (options start with '-'%s)", arg,
+                     dialect == TRAD ? "; disks come from xenstore" : "");
             return -EINVAL;
         }
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const opt_spec *o = find(name, len, dialect);
         if (!o) {
-            if (dialect == QXEN) {
-                snprintf(err, errlen, "%s: the qemu-xen command-line dialect (seen: '%s') is not "
-                         "supported by this rsdm yet; use device_model_version=\"qemu-xen-traditional\"",
-                         arg, why);
+            /* An option of the other dialect says which line this is. */
+            if (find(name, len, dialect == QXEN ? TRAD : QXEN)) {
+                snprintf(err, errlen, "%.*s belongs to the %s command line, but this one is %s "
+                         "(seen: '%s')", (int)(len + (size_t)(name - arg)), arg,
+                         dialect == QXEN ? "traditional" : "qemu-xen",
+                         dialect == QXEN ? "qemu-xen" : "traditional",
+                         dialect == QXEN ? why : "no qemu-xen option");
                 return -EINVAL;
             }
             const char *hint = suggest(name, len, dialect);
@@ -449,8 +473,14 @@ int dm_args_parse(dm_args *a, int argc, char *const argv[], char *err, size_t er
     }
     if (a->help || a->version)
         return 0;
-    if (a->domid < 0) {
-        snprintf(err, errlen, "missing -d DOMID (the guest's domain id)");
+    if (dialect == QXEN) {
+        int rc = dm_argq_finish(a, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (a->domid < 0 && !a->probe) {
+        snprintf(err, errlen, "missing %s DOMID (the guest's domain id)",
+                 dialect == QXEN ? "-xen-domid" : "-d");
         return -EINVAL;
     }
     /* The bitmap may only name vCPUs that exist. */
@@ -471,26 +501,29 @@ int dm_args_parse(dm_args *a, int argc, char *const argv[], char *err, size_t er
     return 0;
 }
 
-void dm_args_usage(FILE *out, const char *prog)
+static void usage_section(FILE *out, const char *title, unsigned dialect, bool own)
 {
-    fprintf(out, "usage: %s -d DOMID [options]\n\n"
-                 "A device model for Xen HVM guests, started by libxl with the traditional\n"
-                 "(qemu-dm) command line.  Options may be written -opt or --opt, and a value\n"
-                 "as --opt=VALUE or as the next argument.\n\n",
-            prog ? prog : "rsdm");
+    fprintf(out, "%s\n", title);
     for (size_t i = 0; i < NOPTS; i++) {
-        if (!opts[i].help)
+        if (!opts[i].help || opts[i].own != own || !(opts[i].dialects & dialect))
             continue;
-        char lhs[48];
-        snprintf(lhs, sizeof(lhs), "%s%s%s%s", opts[i].own ? "--" : "-",
-                 opts[i].name, opts[i].has_arg ? " " : "", opts[i].has_arg ? opts[i].arg_name : "");
-        fprintf(out, "  %-24s %s\n", lhs, opts[i].help);
+        char lhs[64];
+        snprintf(lhs, sizeof(lhs), "%s%s%s%s", opts[i].own ? "--" : "-", opts[i].name,
+                 opts[i].has_arg ? " " : "", opts[i].has_arg ? opts[i].arg_name : "");
+        if (strlen(lhs) > 24)
+            fprintf(out, "  %s\n  %-24s %s\n", lhs, "", opts[i].help);
+        else
+            fprintf(out, "  %-24s %s\n", lhs, opts[i].help);
     }
-    fprintf(out, "\nAccepted for compatibility with libxl and ignored (rsdm has no display,\n"
-                 "USB, sound or emulated NIC):\n ");
+    fprintf(out, "\n");
+}
+
+static void usage_ignored(FILE *out, unsigned dialect)
+{
+    fprintf(out, " ");
     size_t col = 1;
     for (size_t i = 0; i < NOPTS; i++) {
-        if (opts[i].help)
+        if (opts[i].help || !(opts[i].dialects & dialect))
             continue;
         size_t w = strlen(opts[i].name) + 2;
         if (col + w > 78) {
@@ -501,6 +534,45 @@ void dm_args_usage(FILE *out, const char *prog)
         col += w;
     }
     fprintf(out, "\n");
+}
+
+void dm_args_usage(FILE *out, const char *prog)
+{
+    prog = prog ? prog : "rsdm";
+    fprintf(out, "usage: %s -d DOMID [options]                 (traditional, qemu-dm)\n"
+                 "       %s -xen-domid DOMID [options]         (qemu-xen, QMP)\n"
+                 "       %s -machine none -chardev ... -mon ...  (libxl's probe)\n\n"
+                 "A device model for Xen HVM guests, started by libxl with either command\n"
+                 "line; the dialect is recognised by the options only qemu-xen uses.\n"
+                 "Options may be written -opt or --opt, and a value as --opt=VALUE or as\n"
+                 "the next argument.\n\n",
+            prog, prog, prog);
+    usage_section(out, "rsdm's own:", TRAD | QXEN, true);
+    usage_section(out, "Traditional dialect (control over xenstore):", TRAD, false);
+    usage_section(out, "qemu-xen dialect (control over QMP; docs/qmp.md):", QXEN, false);
+    fprintf(out, "Accepted for compatibility and ignored (rsdm has no display, USB, sound\n"
+                 "or emulated NIC), traditional:\n");
+    usage_ignored(out, TRAD);
+    fprintf(out, "qemu-xen:\n");
+    usage_ignored(out, QXEN);
+}
+
+size_t dm_args_qemu_options(dm_args_option *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (!(opts[i].dialects & QXEN) || opts[i].own || opts[i].handle == dm_argq_refuse)
+            continue;
+        bool dup = false;               /* -M and -machine: one entry each name */
+        for (size_t k = 0; k < i; k++)
+            dup |= (opts[k].dialects & QXEN) && !strcmp(opts[k].name, opts[i].name);
+        if (dup)
+            continue;
+        if (n < max)
+            out[n] = (dm_args_option){ opts[i].name, opts[i].params };
+        n++;
+    }
+    return n;
 }
 
 void dm_args_log_ignored(const dm_args *a)

@@ -5,11 +5,20 @@
  * listeners), load a saved state if asked, enable the server and bind the
  * event channels, and only then tell the toolstack `running`.  Teardown is
  * the exact reverse, from any step.
+ *
+ * The qemu-xen dialect differs in its control only: QMP monitors (dm_qmp)
+ * instead of xenstore commands, `-S` and `-incoming fd:N` instead of an
+ * unconditional start and `-loadvm`, the small xenstore footprint of
+ * XSC_DIALECT_QMP (none at all when restricted), and after start-up the
+ * restriction and privilege drop.  Its `-machine none` probe opens no Xen
+ * or xenstore handle: a loop, a run state and the monitors.
  */
 #include "dm_xen.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +37,8 @@
 #include "dm_machine.h"
 #include "dm_pci.h"
 #include "dm_pci_msi.h"
+#include "dm_privs.h"
+#include "dm_qmp.h"
 #include "dm_statefile.h"
 #include "runstate.h"
 #include "xsc_control.h"
@@ -60,6 +71,7 @@ struct dm_machine {
     dm_config config;
     dm_disks *disks;
     xsc *xsc;
+    dm_qmp *qmp;                     /* qemu-xen dialect */
     dm_watch *w_ioreq, *w_requests, *w_xsc;
     dm_timer *t_scan, *t_xsc;
     bool pause_ref;
@@ -193,10 +205,15 @@ static void reset_hook(void *opaque, rs_cause cause)
  * dialect keeps the offset at /vm/<uuid>/rtc/timeoffset, as qemu-traditional
  * does, so the toolstack carries it across save/restore.  The uuid is read
  * at each change (rare) rather than cached: the node may appear after
- * start-up. */
+ * start-up.  The qemu-xen dialect sends QMP RTC_CHANGE instead (xenopsd
+ * records the offset itself from its event connection). */
 static void on_rtc_change(void *opaque, int64_t offset)
 {
     dm_machine *m = opaque;
+    if (m->qmp) {
+        dm_qmp_event(m->qmp, "RTC_CHANGE", json_pack("{s:I}", "offset", (json_int_t)offset));
+        return;
+    }
     char uuid[40];
     if (!m->xsc || !xsc_is_connected(m->xsc))
         return;
@@ -330,6 +347,44 @@ static int set_logdirty(void *opaque, bool enable, char *why, size_t why_len)
     return 0;
 }
 
+/* QMP xen-save-devices-state: libxl and xenopsd open the file without
+ * O_TRUNC, so a shorter state would leave stale bytes (reference §7, 11). */
+static int qmp_save_state(void *opaque, int fd, bool live, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
+        snprintf(why, why_len, "truncating the state file: %s", strerror(errno));
+        return -1;
+    }
+    if (dm_state_save_fd(m->state, fd, why, why_len) < 0)
+        return -1;
+    /* QEMU: a live save of a VM that was not running (libxl sent `stop`)
+     * releases the image locks for the destination; the disk module takes
+     * them back before the VM runs again (`cont` after a failed migration). */
+    if (live && rs_get_state(m->vm) != RS_SAVE_VM && m->disks)
+        dm_disks_lock_release(m->disks);
+    return 0;
+}
+
+static int qmp_load_state(void *opaque, int fd, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    char msg[384] = "";
+    if (dm_state_load_fd(m->state, fd, msg, sizeof(msg)) < 0) {
+        snprintf(why, why_len, "loading Xen device state failed: %s", msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int qmp_dirty_log(void *opaque, bool enable, char *why, size_t why_len)
+{
+    return set_logdirty(opaque, enable, why, why_len);
+}
+
+
 /* -------------------------------------------------------------- start-up */
 
 #define STEP(name, expr)                                                                   \
@@ -372,7 +427,8 @@ static int open_serials(dm_machine *m, char *why, size_t len)
 }
 
 /* The disks: PIIX3 IDE always (as QEMU's xenfv), with the guest's vbd
- * disks from xenstore and their policies from the config file. */
+ * disks from xenstore (traditional) or the command line's -drive/-device
+ * (qemu-xen), their policies from there, else the config file. */
 static int attach_disks(dm_machine *m, char *why, size_t len)
 {
     dm_config_init(&m->config);
@@ -387,6 +443,9 @@ static int attach_disks(dm_machine *m, char *why, size_t len)
     int r = dm_disks_new(&dc, &m->disks, why, len);
     if (r < 0)
         return r;
+    /* qemu-xen: the command line names the disks (QEMU reads no vbd). */
+    if (m->args.dialect == DM_DIALECT_QEMU_XEN)
+        return dm_disks_attach(m->disks, &m->args.disks, why, len);
     struct xs_handle *xs = xsc_xs(m->xsc);
     if (!xs)
         return 0;
@@ -402,6 +461,76 @@ static int attach_disks(dm_machine *m, char *why, size_t len)
     return dm_disks_attach(m->disks, &list, why, len);
 }
 
+/* The QMP control of the qemu-xen dialect, with the Xen commands when a
+ * machine exists (not for the probe). */
+static int open_qmp(dm_machine *m, bool with_xen, char *why, size_t len)
+{
+    int r = dm_qmp_new(m->loop, m->vm, &m->args, &m->qmp, why, len);
+    if (r < 0 || !with_xen)
+        return r;
+    qmp_commands_set_xen_hooks(dm_qmp_commands(m->qmp),
+                               &(qmp_xen_hooks){ .save_devices_state = qmp_save_state,
+                                                 .load_devices_state = qmp_load_state,
+                                                 .set_global_dirty_log = qmp_dirty_log,
+                                                 .opaque = m });
+    for (unsigned i = 0; i < DM_ARGS_MAX_SERIAL; i++) {
+        if (!m->uarts[i] || !m->chr[i])
+            continue;
+        char label[16], fname[512];
+        snprintf(label, sizeof(label), "serial%u", i);
+        if (dm_chardev_get_kind(m->chr[i]) == DM_CHR_PTY)
+            snprintf(fname, sizeof(fname), "pty:%s", dm_chardev_pty_path(m->chr[i]));
+        else
+            snprintf(fname, sizeof(fname), "%s", m->args.serial[i]);
+        if ((r = qmp_commands_add_chardev(dm_qmp_commands(m->qmp), label, fname)) < 0) {
+            snprintf(why, len, "registering %s for query-chardev: %s", label, strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* libxl's capability probe (-machine none): QMP only, no Xen, no xenstore;
+ * `quit` ends it through the run state's shutdown request. */
+static int start_probe(dm_machine *m)
+{
+    const dm_args *args = &m->args;
+    char why[512] = "";
+    STEP("main loop", nonnull(m->loop = dm_loop_new()));
+    STEP("signals", dm_loop_handle_signals(m->loop, on_signal, m));
+    STEP("run state", nonnull(m->vm = rs_vm_new()));
+    rs_set_log(m->vm, log_from_runstate, NULL);
+    STEP("QMP monitors", open_qmp(m, false, why, sizeof(why)));
+    STEP("watch requests",
+         nonnull(m->w_requests = dm_watch_add(m->loop, rs_notify_fd(m->vm), on_requests, NULL, m)));
+    dm_info("probe: serving QMP on %u monitor(s) without a machine", args->nmonitors);
+    return 0;
+}
+
+/* After start-up, as QEMU: restrict the Xen handles to the guest
+ * (xentoolcore_restrict_all closes xenctrl and any xenstore handle; the
+ * pause reference is then never taken), then chroot and change user. */
+static int restrict_and_drop(dm_machine *m, const dm_privs *privs, char *why, size_t len)
+{
+    if (m->args.restrict_xen) {
+        /* A -S -incoming start ends paused with the reference taken; a
+         * restricted dm cannot give it back later (no xenctrl). */
+        if (m->pause_ref) {
+            if (xc_domain_unpause(m->xen.xch, m->xen.domid) < 0) {
+                snprintf(why, len, "dropping the domain pause reference before restriction: %s",
+                         strerror(errno));
+                return -errno;
+            }
+            m->pause_ref = false;
+        }
+        int r = dm_xen_restrict(&m->xen, why, len);
+        if (r < 0)
+            return r;
+        dm_info("restricted to domain %d: no xenctrl, no xenstore", m->args.domid);
+    }
+    return dm_privs_drop(privs, why, len);
+}
+
 int dm_machine_start(const dm_args *args, dm_machine **out)
 {
     char why[512] = "";
@@ -411,6 +540,13 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     m->args = *args;
     *out = m;
     dm_log_set_domid(args->domid);
+    bool qxen = args->dialect == DM_DIALECT_QEMU_XEN;
+    if (args->probe)
+        return start_probe(m);
+    dm_privs privs;
+    STEP("privileges", qxen ? dm_privs_prepare(&privs, args->runas, args->chroot_dir, why,
+                                                sizeof(why))
+                            : 0);
 
     STEP("main loop", nonnull(m->loop = dm_loop_new()));
     STEP("signals", dm_loop_handle_signals(m->loop, on_signal, m));
@@ -418,6 +554,10 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     rs_set_log(m->vm, log_from_runstate, NULL);
     rs_hooks hooks = { .reset = reset_hook, .opaque = m };
     rs_set_hooks(m->vm, &hooks);
+    if (args->no_shutdown) {
+        rs_action_update au = { .has_shutdown = true, .value.shutdown = RS_SHUTDOWN_PAUSE };
+        STEP("-no-shutdown", rs_set_actions(m->vm, &au));
+    }
     STEP("open Xen libraries", dm_xen_open(&m->xen, (domid_t)args->domid, why, sizeof(why)));
     m->xen_open = true;
     STEP("guest memory", nonnull(m->gm = dm_guestmem_new(&m->xen)));
@@ -443,7 +583,7 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     if (args->save_dir)
         snprintf(save_path, sizeof(save_path), "%s/qemu-save.%d", args->save_dir, args->domid);
     xsc_config xc = {
-        .dialect = XSC_DIALECT_TRADITIONAL,
+        .dialect = qxen ? XSC_DIALECT_QMP : XSC_DIALECT_TRADITIONAL,
         .dm_domid = 0,
         .domid = (unsigned)args->domid,
         .vm = m->vm,
@@ -452,30 +592,47 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
                  .fd_changed = xsc_fd_changed, .opaque = m },
         .log = log_from_runstate,
     };
-    STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
+    /* A restricted dm has no xenstore at all (QEMU installs no run-state
+     * hook then): readiness shows over QMP only. */
+    if (!args->restrict_xen)
+        STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
     STEP("platform devices",
          dm_platform_init(&(dm_platform_cfg){ .pio = m->pio, .pci = m->pci, .irq = m->irq,
                                                .vm = m->vm, .state = m->state,
                                                .be = dm_platform_xen_backend(),
                                                .be_opaque = &m->xen,
-                                               .disable_pf = xsc_disable_pf(m->xsc),
+                                               .disable_pf = m->xsc && xsc_disable_pf(m->xsc),
                                                /* Xen's pmtimer shadows it; xensim has none */
                                                .pm1_evt = true,
                                                .on_rtc_change = on_rtc_change,
                                                .rtc_opaque = m },
                           &m->plat, why, sizeof(why)));
     STEP("disks", attach_disks(m, why, sizeof(why)));
-    if (m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)
+    /* qemu-xen: libxl copies the pty from query-chardev itself. */
+    if (!qxen && m->uarts[0] && m->chr[0] && dm_chardev_get_kind(m->chr[0]) == DM_CHR_PTY)
         STEP("publish console", xsc_publish_serial_tty(m->xsc, dm_chardev_pty_path(m->chr[0])));
+    /* Monitors accept from here, but are served only once the loop runs:
+     * nobody sees `inmigrate` while the incoming state loads. */
+    if (qxen)
+        STEP("QMP monitors", open_qmp(m, true, why, sizeof(why)));
 
     rs_err err = { 0 };
-    if (args->loadvm) {
+    bool incoming = args->loadvm || args->incoming_fd >= 0;
+    if (incoming)
         STEP("incoming state", rs_hold_acquire(m->vm, RS_INMIGRATE, &err));
-        STEP("load device state", dm_state_load_path(m->state, args->loadvm, why, sizeof(why)));
-    }
-    /* The traditional dialect always starts the guest (no -S). */
-    STEP("start", rs_cont(m->vm, &err));
     if (args->loadvm)
+        STEP("load device state", dm_state_load_path(m->state, args->loadvm, why, sizeof(why)));
+    if (args->incoming_fd >= 0) {
+        /* The whole stream, to its end, before anything is announced. */
+        int lr = dm_state_load_fd(m->state, args->incoming_fd, why, sizeof(why));
+        close(args->incoming_fd);
+        STEP("load -incoming state", lr);
+    }
+    /* Without -S the guest starts (the traditional dialect always); with -S
+     * it stays in prelaunch, or ends paused after an incoming state. */
+    if (!args->start_paused)
+        STEP("start", rs_cont(m->vm, &err));
+    if (incoming)
         STEP("start after load", rs_hold_release(m->vm, RS_INMIGRATE, &err));
 
     STEP("enable ioreq server", dm_ioreq_enable(m->ioreq, why, sizeof(why)));
@@ -485,10 +642,15 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
          nonnull(m->w_requests = dm_watch_add(m->loop, rs_notify_fd(m->vm), on_requests, NULL, m)));
     STEP("ioreq scan timer", nonnull(m->t_scan = dm_timer_new(m->loop, on_scan, m)));
     STEP("ioreq scan timer", dm_timer_arm(m->t_scan, IOREQ_SCAN_NS, IOREQ_SCAN_NS));
-    STEP("xenstore watch", nonnull(m->w_xsc = dm_watch_add(m->loop, xsc_fd(m->xsc), on_xsc, NULL, m)));
-    STEP("xenstore timer", nonnull(m->t_xsc = dm_timer_new(m->loop, on_xsc_timer, m)));
-    xsc_rearm(m);
-    STEP("announce ready", xsc_ready(m->xsc));
+    if (m->xsc) {
+        STEP("xenstore watch",
+             nonnull(m->w_xsc = dm_watch_add(m->loop, xsc_fd(m->xsc), on_xsc, NULL, m)));
+        STEP("xenstore timer", nonnull(m->t_xsc = dm_timer_new(m->loop, on_xsc_timer, m)));
+        xsc_rearm(m);
+        STEP("announce ready", xsc_ready(m->xsc));
+    }
+    if (qxen)
+        STEP("restriction", restrict_and_drop(m, &privs, why, sizeof(why)));
     dm_info("ready: domain %d, %u vCPU(s), state %s", args->domid, dm_ioreq_nr_vcpus(m->ioreq),
             rs_state_name(rs_get_state(m->vm)));
     return 0;
@@ -513,6 +675,7 @@ void dm_machine_stop(dm_machine *m)
         dm_watch_remove(m->w_requests);
     if (m->w_ioreq)
         dm_watch_remove(m->w_ioreq);
+    dm_qmp_free(m->qmp);
     xsc_free(m->xsc);
     if (m->pause_ref && m->xen.xch && xc_domain_unpause(m->xen.xch, m->xen.domid) < 0)
         dm_warn("dropping the domain pause reference failed: %s", strerror(errno));

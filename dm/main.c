@@ -30,10 +30,11 @@ int main(int argc, char **argv)
     }
     if (args.has_log_level)
         dm_log_set_level(args.log_level);
-    if (args.domid < 0) {
+    if (args.domid < 0 && !args.probe) {
         fprintf(stderr, "rsdm: no domain given (-d DOMID)\n");
         return 2;
     }
+
     dm_args_log_ignored(&args);
     /* A console or monitor peer that goes away must not kill the dm. */
     signal(SIGPIPE, SIG_IGN);

@@ -7,6 +7,8 @@
  */
 #include "qmp_commands.h"
 
+#include "dm_args.h"
+
 #include "dm_log.h"
 
 #include <errno.h>
@@ -507,6 +509,11 @@ static int cmd_xen_load(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret,
         qmp_error_set(e, "GenericError", "xen-load-devices-state is not available");
         return -1;
     }
+    /* QEMU: a suspended VM passes; only a running one is refused. */
+    if (rs_is_running(q->vm)) {
+        qmp_error_set(e, "GenericError", "Cannot update device state while vm is running");
+        return -1;
+    }
     int fd = open_for(q, arg_str(a, "filename"), O_RDONLY, e);
     if (fd < 0)
         return -1;
@@ -586,18 +593,32 @@ static int cmd_query_chardev(qmp_commands *q, qmp_client *c, json_t *a, json_t *
 
 static int cmd_query_commands(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e);
 
+/* QEMU's CommandLineOptionInfo: every parameter as a string (rsdm does
+ * not introspect types; libxl's probe looks at names only). */
+static json_t *clo_params(const char *params)
+{
+    json_t *arr = json_array();
+    for (const char *p = params; p && *p;) {
+        size_t n = strcspn(p, ",");
+        json_array_append_new(arr, json_pack("{s:s%,s:s}", "name", p, n, "type", "string"));
+        p += n + (p[n] == ',');
+    }
+    return arr;
+}
+
 static int cmd_query_clo(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
 {
     (void)q; (void)c;
-    /* The options rsdm accepts from libxl's argv; parameters are not
-     * introspected (QEMU lists them; libxl only probes for presence). */
-    static const char *const opts[] = { "machine", "chardev", "mon", "qmp", "drive", "device",
-                                        "serial", "incoming", "xen-domid", "global", NULL };
+    dm_args_option opts[128];
+    size_t n = dm_args_qemu_options(opts, sizeof(opts) / sizeof(opts[0]));
+    if (n > sizeof(opts) / sizeof(opts[0]))
+        n = sizeof(opts) / sizeof(opts[0]);
     const char *want = arg_str(a, "option");
     json_t *arr = json_array();
-    for (size_t i = 0; opts[i]; i++)
-        if (!want || !strcmp(want, opts[i]))
-            json_array_append_new(arr, json_pack("{s:s,s:[]}", "option", opts[i], "parameters"));
+    for (size_t i = 0; i < n; i++)
+        if (!want || !strcmp(want, opts[i].name))
+            json_array_append_new(arr, json_pack("{s:s,s:o}", "option", opts[i].name,
+                                                 "parameters", clo_params(opts[i].params)));
     if (want && json_array_size(arr) == 0) {
         json_decref(arr);
         qmp_error_set(e, "GenericError", "Invalid parameter 'option'");

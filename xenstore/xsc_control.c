@@ -860,8 +860,12 @@ int xsc_new(const xsc_config *cfg, xsc **out, char *why, size_t why_len)
     if (cfg->ops.fd_changed)
         xsc_conn_set_fd_cb(x->conn, cfg->ops.fd_changed, cfg->ops.opaque);
     x->next_sweep_ms = xsc_now_ms() + x->cfg.sweep_ms;
-    xsc_logf(&x->log, RS_LOG_INFO, "xenstore control at %s (save file %s)", x->paths.dir,
-             x->save_path);
+    if (x->cfg.dialect == XSC_DIALECT_QMP)
+        xsc_logf(&x->log, RS_LOG_INFO, "xenstore at %s: state and status only (commands over QMP)",
+                 x->paths.dir);
+    else
+        xsc_logf(&x->log, RS_LOG_INFO, "xenstore control at %s (save file %s)", x->paths.dir,
+                 x->save_path);
     *out = x;
     return 0;
 

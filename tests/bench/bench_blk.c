@@ -230,6 +230,11 @@ int main(void)
     static const size_t sizes[] = { 64 * 1024, 1024 * 1024 };
     static const unsigned depths[] = { 1, MAX_DEPTH };
     int rc = 0;
+    char where[32];
+    if (ncpu > 1)
+        snprintf(where, sizeof(where), "cpu%d,cpu%d-unpinned", cpus[0], cpus[1]);
+    else
+        snprintf(where, sizeof(where), "cpu%d", cpus[0]);
     for (int w = 0; w < 2 && !rc; w++)
         for (int s = 0; s < 2 && !rc; s++)
             for (int d = 0; d < 2 && !rc; d++) {
@@ -250,6 +255,10 @@ int main(void)
                 double mb = mib_s(base[RUNS / 2]), mo = mib_s(ours[RUNS / 2]);
                 printf("  %-5s %5zuK %5u %16.0f %16.0f %7.2f\n", w ? "write" : "read",
                        sizes[s] / 1024, depths[d], mb, mo, mo / mb);
+                char name[64];
+                snprintf(name, sizeof(name), "dm_blk %s %zuK depth %u", w ? "write" : "read",
+                         sizes[s] / 1024, depths[d]);
+                bench_emit(name, mo, "MiB/s", "pread/pwrite threads", mb, where, false);
                 printf("RESULT bench_blk op=%s block=%zu depth=%u direct_mib_s=%.0f "
                        "blk_mib_s=%.0f ratio=%.2f\n", w ? "write" : "read", sizes[s],
                        depths[d], mb, mo, mo / mb);

@@ -193,6 +193,15 @@ static int run_placement(const char *label, int c0, int c1)
     printf("  ratio ioreq/eventfd: mean %.2f, p50 %.2f; 2nd process: mean %.2f, "
            "p50 %.2f\n", sb.mean / sa.mean, (double)sb.p50 / (double)sa.p50,
            sx.mean / sa.mean, (double)sx.p50 / (double)sa.p50);
+    char where[32];
+    if (c0 == c1)
+        snprintf(where, sizeof(where), "cpu%d", c0);
+    else
+        snprintf(where, sizeof(where), "cpu%d+cpu%d", c0, c1);
+    bench_emit("xensim ioreq round trip (p50)", (double)sb.p50, "ns", "eventfd ping-pong (p50)",
+               (double)sa.p50, where, true);
+    bench_emit("xensim ioreq round trip, emulator in 2nd process (p50)", (double)sx.p50, "ns",
+               "eventfd ping-pong (p50)", (double)sa.p50, where, true);
     printf("RESULT bench_ioreq placement=%s baseline_mean_ns=%.0f "
            "ioreq_mean_ns=%.0f ratio=%.2f xproc_mean_ns=%.0f xproc_ratio=%.2f\n",
            label, sa.mean, sb.mean, sb.mean / sa.mean, sx.mean, sx.mean / sa.mean);

@@ -33,6 +33,7 @@
 #include <xenstore.h>
 
 #include "../lib/bench_util.h"
+#include "../lib/proc_util.h"
 #include "../lib/xsim_emu.h"
 #include "hv.h"
 
@@ -53,22 +54,12 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Spawns argv pinned to `cpu` with extra environment; returns the pid. */
+/* The child inherits this thread's pinning (main pins it to `cpu`). */
 static pid_t spawn(char *const argv[], const char *log)
 {
-    pid_t pid = fork();
+    pid_t pid = proc_spawn_logged(argv, log);
     if (pid < 0)
         die("fork");
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        bench_pin_pid(0, cpu);
-        execv(argv[0], argv);
-        _exit(127);
-    }
     return pid;
 }
 
@@ -95,23 +86,15 @@ static int wait_value(struct xs_handle *xs, const char *path, const char *want)
     }
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
+static char placement[32];
 
-static void row(const char *what, double value, double base, const char *unit)
+/* A table row, and the same figure for the report (bench_emit). */
+static void row(const char *what, double value, double base, const char *unit,
+                const char *base_name, const char *base_line)
 {
     printf("  %-36s %12.1f %12.1f %-6s %8.2f\n", what, value, base, unit, value / base);
+    printf("    baseline: %s\n", base_line);
+    bench_emit(what, value, unit, base_name, base, placement, true);
 }
 
 int main(void)
@@ -195,9 +178,9 @@ int main(void)
     /* Resident memory, against a sleeping process. */
     char *sleepargv[] = { "/bin/sleep", "30", NULL };
     pid_t sl = spawn(sleepargv, "/dev/null");
-    long rss_dm = rss_kib(dm), rss_sleep = -1;
+    long rss_dm = proc_rss_kib(dm), rss_sleep = -1;
     for (int i = 0; i < 1000 && rss_sleep <= 0; i++) {
-        rss_sleep = rss_kib(sl);    /* until exec has replaced the child */
+        rss_sleep = proc_rss_kib(sl);    /* until exec has replaced the child */
         char exe[64], target[256];
         snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)sl);
         ssize_t n = readlink(exe, target, sizeof(target) - 1);
@@ -269,14 +252,19 @@ int main(void)
     printf("rsdm-sim on xensim; CPU placement: this process, rsdm-sim, xensim and the "
            "eventfd peer all pinned to CPU %d\n", cpu);
     printf("  %-36s %12s %12s %-6s %8s\n", "figure (median)", "rsdm", "baseline", "unit", "ratio");
-    row("ioreq round trip (UART scratch reg)", (double)s_dm.p50 / 1000.0, (double)s_pp.p50 / 1000.0, "us");
-    printf("    baseline: eventfd ping-pong between two threads (%d round trips)\n", ROUNDS);
-    row("save -> paused", (double)s_save.p50 / 1e6, (double)s_base.p50 / 1e6, "ms");
-    printf("    baseline: xenstore write -> watch event + one fsync of the same size\n");
-    row("start-up to running", (double)s_start.p50 / 1e6, (double)s_true.p50 / 1e6, "ms");
-    printf("    baseline: fork+exec+exit of /bin/true\n");
-    row("resident memory", (double)rss_dm, (double)rss_sleep, "KiB");
-    printf("    baseline: VmRSS of /bin/sleep\n");
+    snprintf(placement, sizeof(placement), "all-on-cpu%d", cpu);
+    char pp_line[96];
+    snprintf(pp_line, sizeof(pp_line), "eventfd ping-pong between two threads (%d round trips)",
+             ROUNDS);
+    row("ioreq round trip (UART scratch reg)", (double)s_dm.p50 / 1000.0,
+        (double)s_pp.p50 / 1000.0, "us", "eventfd ping-pong", pp_line);
+    row("save -> paused", (double)s_save.p50 / 1e6, (double)s_base.p50 / 1e6, "ms",
+        "xenstore write->watch + fsync",
+        "xenstore write -> watch event + one fsync of the same size");
+    row("start-up to running", (double)s_start.p50 / 1e6, (double)s_true.p50 / 1e6, "ms",
+        "fork+exec of /bin/true", "fork+exec+exit of /bin/true");
+    row("resident memory", (double)rss_dm, (double)rss_sleep, "KiB", "VmRSS of /bin/sleep",
+        "VmRSS of /bin/sleep");
     printf("RESULT bench_rsdm cpu=%d ioreq_p50_ns=%" PRIu64 " eventfd_p50_ns=%" PRIu64
            " save_p50_ns=%" PRIu64 " save_base_p50_ns=%" PRIu64 " start_p50_ns=%" PRIu64
            " rss_kib=%ld\n", cpu, s_dm.p50, s_pp.p50, s_save.p50, s_base.p50, s_start.p50, rss_dm);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/bench_util.h"
 #include "runstate.h"
 
 #define RUNS 9                       /* median of this many runs */
@@ -143,6 +144,11 @@ int main(void)
 {
     static const size_t sizes[] = { 1, 10, 100, 1000 };
     int cpu = pin_one_cpu();
+    char placement[32];
+    if (cpu >= 0)
+        snprintf(placement, sizeof(placement), "cpu%d", cpu);
+    else
+        snprintf(placement, sizeof(placement), "unpinned");
     if (cpu >= 0)
         printf("CPU placement: pinned to CPU %d (1 thread)\n", cpu);
     else
@@ -191,6 +197,9 @@ int main(void)
         cyc[s] = mc;
         printf("%6zu %14.1f %14.1f %8.1f %16.2f %16.2f\n", n, mc, mb, mb > 0 ? mc / mb : 0.0,
                mc / (double)n, mb / (double)n);
+        char name[64];
+        snprintf(name, sizeof(name), "stop+cont cycle, %zu handlers", n);
+        bench_emit(name, mc, "ns", "2N calls through function pointers", mb, placement, true);
         free(fns);
         rs_vm_free(b.vm);
     }

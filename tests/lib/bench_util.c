@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -122,4 +123,35 @@ out:
     if (p.b >= 0)
         close(p.b);
     return rc;
+}
+
+/* s as a JSON string. */
+static void put_json(const char *s)
+{
+    putchar('"');
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+void bench_emit(const char *name, double value, const char *unit, const char *baseline,
+                double baseline_value, const char *placement, bool lower_is_better)
+{
+    printf("BENCH {\"name\":");
+    put_json(name);
+    printf(",\"value\":%.6g,\"unit\":", value);
+    put_json(unit);
+    printf(",\"baseline\":");
+    put_json(baseline);
+    printf(",\"baseline_value\":%.6g,\"placement\":", baseline_value);
+    put_json(placement);
+    printf(",\"better\":\"%s\"}\n", lower_is_better ? "lower" : "higher");
+    fflush(stdout);
 }

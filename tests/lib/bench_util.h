@@ -7,6 +7,7 @@
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,5 +30,17 @@ bench_stats bench_summarise(uint64_t *lat, size_t n);
  * peer on cpu_peer; lat gets `rounds` round trips after `warmup`. */
 int bench_eventfd_pingpong(int cpu_main, int cpu_peer, uint64_t *lat, unsigned rounds,
                            unsigned warmup);
+
+/* One figure of the report `make bench` ends with (tests/bench/run collects
+ * these lines from every benchmark, over several runs, into one table and
+ * build/bench/report.json; docs/hacking.md "Benchmarks").  Prints one line
+ *   BENCH {"name":N,"value":V,"unit":U,"baseline":B,"baseline_value":BV,
+ *          "placement":P,"better":"lower"|"higher"}
+ * on stdout (JSON after the word BENCH).  name says what was
+ * measured (unique within the benchmark), baseline what it is compared
+ * with (measured in the same run), placement where the threads and
+ * processes ran ("cpu0", "cpu0+cpu1", "unpinned"). */
+void bench_emit(const char *name, double value, const char *unit, const char *baseline,
+                double baseline_value, const char *placement, bool lower_is_better);
 
 #endif

@@ -6,10 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +48,11 @@ int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int tim
         free(v);
         if (match)
             return 0;
+        if (s->dm > 0 && waitpid(s->dm, &s->dm_status, WNOHANG) == s->dm) {
+            s->dm = 0;
+            s->dm_exited = 1;
+            return -ECHILD;
+        }
         struct pollfd p = { xs_fileno(s->xs), POLLIN, 0 };
         if (poll(&p, 1, 100) > 0) {
             unsigned k;
@@ -93,12 +102,12 @@ void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len)
     snprintf(out, len, "%s/qemu-save.%u", s->dir, s->dom);
 }
 
+/* The traditional dialect's dm, up to `running`. */
 static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
 {
-    char rsdm[4200], domarg[16], log[128];
+    char rsdm[4200], domarg[16];
     snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
     snprintf(domarg, sizeof(domarg), "%u", s->dom);
-    snprintf(log, sizeof(log), "%s/log", s->dir);
     char *argv[16] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
                        "--save-dir", s->dir };
     int n = 9;
@@ -112,9 +121,11 @@ static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
     }
     argv[n] = NULL;
     xs_rm(s->xs, XBT_NULL, s->state);
-    s->dm = spawn(argv, log);
+    s->dm_exited = 0;
+    s->dm = spawn(argv, s->log);
     if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
-        fprintf(stderr, "rsdm_sim: rsdm-sim never wrote running (log %s)\n", log);
+        fprintf(stderr, "rsdm_sim: rsdm-sim %s (log %s)\n",
+                s->dm_exited ? "exited before it wrote running" : "never wrote running", s->log);
         return -1;
     }
     return 0;
@@ -125,13 +136,8 @@ int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config)
     return spawn_dm(s, config, file);
 }
 
-int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
-{
-    rsdm_sim_opts o = { .name = name, .vcpus = vcpus };
-    return rsdm_sim_start_opts(s, &o);
-}
-
-int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
+/* xensim, the hypervisor, the domain and the watches; no dm yet. */
+static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
 {
     memset(s, 0, sizeof(*s));
     const char *b = getenv("RSDM_BUILD");
@@ -141,33 +147,34 @@ int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
         perror("rsdm_sim: mkdtemp");
         return -1;
     }
-    char xsbin[4200], rundir[128], pidfile[128], log[128], sock[160];
+    char xsbin[4200], rundir[128], pidfile[128], sock[160];
     snprintf(xsbin, sizeof(xsbin), "%s/xensim", s->bin);
     snprintf(rundir, sizeof(rundir), "%s/xs", s->dir);
     snprintf(pidfile, sizeof(pidfile), "%s/xensim.pid", s->dir);
-    snprintf(log, sizeof(log), "%s/log", s->dir);
+    snprintf(s->log, sizeof(s->log), "%s/log", s->dir);
     snprintf(sock, sizeof(sock), "%s/xenstored/socket", rundir);
+    snprintf(s->qmp_path, sizeof(s->qmp_path), "%s/qmp", s->dir);
     char *xsargv[] = { xsbin, "run", "--rundir", rundir, "--daemon", "--pidfile", pidfile, NULL };
     int st;
-    pid_t p = spawn(xsargv, log);
+    pid_t p = spawn(xsargv, s->log);
     if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "rsdm_sim: xensim did not start (is %s built? log %s)\n", xsbin, log);
-        goto fail;
+        fprintf(stderr, "rsdm_sim: xensim did not start (is %s built? log %s)\n", xsbin, s->log);
+        return -1;
     }
     setenv("XENSTORED_PATH", sock, 1);
     if (xsim_fixture_start() < 0) {
         fprintf(stderr, "rsdm_sim: the in-process hypervisor did not start\n");
-        goto fail;
+        return -1;
     }
     hv_log_quiet(true);
     if (!(s->xs = xs_open(0))) {
         perror("rsdm_sim: xs_open");
-        goto fail;
+        return -1;
     }
-    int id = hv_domain_create(0, o->vcpus, 16, o->name);
+    int id = hv_domain_create(0, vcpus, 16, name);
     if (id <= 0) {
         fprintf(stderr, "rsdm_sim: hv_domain_create: %s\n", strerror(-id));
-        goto fail;
+        return -1;
     }
     s->dom = (uint32_t)id;
     s->d = hv_domain_get(s->dom);
@@ -179,14 +186,24 @@ int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
     if (!xs_mkdir(s->xs, XBT_NULL, dir) || !xs_watch(s->xs, s->state, "s") ||
         !xs_watch(s->xs, s->runstate, "r")) {
         perror("rsdm_sim: xenstore set-up");
-        goto fail;
+        return -1;
     }
+    return 0;
+}
+
+/* The host, the vbd nodes, the dm by `spawn_fn`, then the domain unpaused
+ * as libxl does once the dm is ready. */
+static int start_with(rsdm_sim *s, const rsdm_sim_opts *o,
+                      int (*spawn_fn)(rsdm_sim *, const rsdm_sim_opts *))
+{
+    if (start_host(s, o->name, o->vcpus) < 0)
+        goto fail;
     for (unsigned i = 0; i < o->ndisks; i++)
         if (write_vbd(s, &o->disks[i]) < 0)
             goto fail;
-    if (spawn_dm(s, o->config, NULL) < 0)
+    if (spawn_fn(s, o) < 0)
         goto fail;
-    if (hv_domain_unpause(s->dom) < 0) {        /* as libxl does once running */
+    if (hv_domain_unpause(s->dom) < 0) {
         fprintf(stderr, "rsdm_sim: unpausing the domain failed\n");
         goto fail;
     }
@@ -196,13 +213,204 @@ fail:
     return -1;
 }
 
+static int spawn_traditional(rsdm_sim *s, const rsdm_sim_opts *o)
+{
+    return spawn_dm(s, o->config, NULL);
+}
+
+int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
+{
+    rsdm_sim_opts o = { .name = name, .vcpus = vcpus };
+    return rsdm_sim_start_opts(s, &o);
+}
+
+int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
+{
+    return start_with(s, o, spawn_traditional);
+}
+
+int rsdm_sim_pause_count(const rsdm_sim *s)
+{
+    struct hv_domain_info info;
+    return hv_domain_info(s->dom, &info) == 0 ? (int)info.pause_count : -1;
+}
+
+static void *uart_guest(void *arg)
+{
+    rsdm_sim_guest *g = arg;
+    uint8_t value = 0;
+    while (!atomic_load(&g->stop)) {
+        uint64_t w = ++value, r = 0;
+        if (xsim_pio(g->sim->d, 0, true, RSDM_SIM_UART_SCR, 1, &w) != 0 ||
+            xsim_pio(g->sim->d, 0, false, RSDM_SIM_UART_SCR, 1, &r) != 0) {
+            atomic_fetch_add(&g->failures, 1);
+            continue;
+        }
+        if (r != w)
+            atomic_fetch_add(&g->mismatches, 1);
+        atomic_fetch_add(&g->accesses, 2);
+    }
+    return NULL;
+}
+
+int rsdm_sim_guest_start(rsdm_sim_guest *g, rsdm_sim *s)
+{
+    memset(g, 0, sizeof(*g));
+    g->sim = s;
+    int r = pthread_create(&g->thread, NULL, uart_guest, g);
+    g->running = r == 0;
+    return -r;
+}
+
+void rsdm_sim_guest_stop(rsdm_sim_guest *g)
+{
+    if (!g->running)
+        return;
+    atomic_store(&g->stop, true);
+    pthread_join(g->thread, NULL);
+    g->running = false;
+}
+
+void rsdm_sim_guest_step(rsdm_sim_guest *g)
+{
+    unsigned long seen = atomic_load(&g->accesses);
+    for (int spins = 0; atomic_load(&g->accesses) == seen && spins < 1000000; spins++)
+        sched_yield();
+}
+
+xlq *rsdm_sim_qmp(rsdm_sim *s)
+{
+    char err[512];
+    xlq *c = xlq_open(s->qmp_path, XLQ_LIBXL, s->dom, START_WAIT_MS, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "rsdm_sim: %s (log %s)\n", err, s->log);
+    return c;
+}
+
+int rsdm_sim_qmp_exec(rsdm_sim *s, const char *cmd, json_t *args, int fd, json_t **ret)
+{
+    xlq *c = rsdm_sim_qmp(s);
+    if (!c) {
+        json_decref(args);
+        return -1;
+    }
+    char err[512];
+    int r = xlq_exec(c, cmd, args, fd, ret, START_WAIT_MS, err, sizeof(err));
+    xlq_close(c);
+    if (r < 0)
+        fprintf(stderr, "rsdm_sim: %s\n", err);
+    return r;
+}
+
+/* libxl__pre_open_qmp_socket: bound and listening, inherited by the dm. */
+static int pre_open(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "rsdm_sim: socket path %s is too long\n", path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        perror("rsdm_sim: pre-opening the QMP socket");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
+{
+    char rsdm[4200], domarg[16], chardev[256], incoming[32];
+    snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
+    snprintf(domarg, sizeof(domarg), "%u", s->dom);
+    int qfd = restricted ? pre_open(s->qmp_path) : -1;
+    if (restricted && qfd < 0)
+        return -1;
+    if (restricted)
+        snprintf(chardev, sizeof(chardev), "socket,id=libxl-cmd,fd=%d,server=on,wait=off", qfd);
+    else
+        snprintf(chardev, sizeof(chardev), "socket,id=libxl-cmd,path=%s,server=on,wait=off",
+                 s->qmp_path);
+    snprintf(incoming, sizeof(incoming), "fd:%d", incoming_fd);
+    char *argv[32];
+    int n = 0;
+    char *fixed[] = { rsdm, "-xen-domid", domarg, "-no-shutdown", "-chardev", chardev, "-mon",
+                      "chardev=libxl-cmd,mode=control", "-nodefaults", "-serial", "null",
+                      "-machine", "xenfv,suppress-vmdesc=on", "--log-level", "warning" };
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        argv[n++] = fixed[i];
+    if (restricted) {
+        argv[n++] = "-S";
+        argv[n++] = "-xen-domid-restrict";
+    }
+    if (incoming_fd >= 0) {
+        argv[n++] = "-incoming";
+        argv[n++] = incoming;
+    }
+    argv[n] = NULL;
+    xs_rm(s->xs, XBT_NULL, s->state);        /* a stale `running` must not count */
+    s->dm_exited = 0;
+    s->dm = spawn(argv, s->log);
+    if (qfd >= 0)
+        close(qfd);
+    if (incoming_fd >= 0)
+        close(incoming_fd);
+    if (s->dm < 0)
+        return -1;
+    if (restricted) {
+        json_t *ret = NULL;
+        if (rsdm_sim_qmp_exec(s, "query-status", NULL, -1, &ret) < 0)
+            return -1;
+        const char *st = json_string_value(json_object_get(ret, "status"));
+        const char *want = incoming_fd >= 0 ? "paused" : "prelaunch";
+        int ok = st && !strcmp(st, want);
+        if (!ok)
+            fprintf(stderr, "rsdm_sim: status '%s', expected '%s'\n", st ? st : "?", want);
+        json_decref(ret);
+        if (!ok)
+            return -1;
+    } else if (rsdm_sim_wait_value(s, s->state, "running", START_WAIT_MS) < 0) {
+        fprintf(stderr, "rsdm_sim: rsdm-sim %s (log %s)\n",
+                s->dm_exited ? "exited before it wrote running" : "never wrote running", s->log);
+        return -1;
+    }
+    /* libxl_domain_unpause: `cont` (whatever the state), then Xen. */
+    if (rsdm_sim_qmp_exec(s, "cont", NULL, -1, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+static int spawn_qmp_fresh(rsdm_sim *s, const rsdm_sim_opts *o)
+{
+    return rsdm_sim_spawn_qmp(s, o->restricted, -1);
+}
+
+int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restricted)
+{
+    rsdm_sim_opts o = { .name = name, .vcpus = vcpus, .restricted = restricted };
+    return start_with(s, &o, spawn_qmp_fresh);
+}
+
 int rsdm_sim_stop_dm(rsdm_sim *s)
 {
     if (s->dm <= 0)
         return -1;
     int st;
     kill(s->dm, SIGTERM);
-    pid_t r = waitpid(s->dm, &st, 0);
+    /* A dm still reading its -incoming stream takes signals only from its
+     * loop: after a bound it is killed, so a failing test cannot hang. */
+    pid_t r = 0;
+    for (int ms = 0; ms < START_WAIT_MS && (r = waitpid(s->dm, &st, WNOHANG)) == 0; ms += 10)
+        poll(NULL, 0, 10);
+    if (r == 0) {
+        fprintf(stderr, "rsdm_sim: rsdm-sim %ld ignored SIGTERM; killing it\n", (long)s->dm);
+        kill(s->dm, SIGKILL);
+        r = waitpid(s->dm, &st, 0);
+    }
     s->dm = 0;
     return r > 0 ? st : -1;
 }

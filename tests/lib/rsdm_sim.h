@@ -2,15 +2,23 @@
  * A real rsdm-sim on a simulated host, for tests and benchmarks: xenstore
  * from a `xensim run` daemon, the hypervisor in this process
  * (tests/lib/xsim_emu), one domain, and rsdm-sim as a child process started
- * as libxl starts it (traditional dialect), up to `running` and unpaused.
- * Every wait is bounded and woken by xenstore watch events.
+ * as libxl starts it, up to `running` and unpaused: traditional dialect
+ * (rsdm_sim_start), or qemu-xen with a QMP monitor (rsdm_sim_start_qmp;
+ * restricted as libxl's dm_restrict: pre-opened socket fd, -S, readiness
+ * by query-status, then `cont`).  Every wait is bounded and woken by
+ * xenstore watch events or the QMP reply.
  */
 #ifndef RSDM_SIM_H
 #define RSDM_SIM_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "xl_qmp.h"
 
 struct hv_domain;
 struct xs_handle;
@@ -19,14 +27,49 @@ typedef struct rsdm_sim {
     char dir[64];                      /* temporary directory, removed at the end */
     char bin[4096];                    /* $RSDM_BUILD/bin */
     pid_t dm;                          /* rsdm-sim, 0 once reaped */
+    int dm_status;                     /* its wait status once it exited by itself */
+    int dm_exited;                     /* ... seen by a wait */
     uint32_t dom;
     struct hv_domain *d;
     struct xs_handle *xs;              /* watches state and runstate */
     char state[128], runstate[128], command[128];
+    char qmp_path[128];                /* qemu-xen: the monitor socket */
+    char log[128];                     /* rsdm-sim's stdout/stderr */
 } rsdm_sim;
 
 /* 0, or -1 with the reason on stderr (everything started is stopped). */
 int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus);
+/* The same with the qemu-xen command line. */
+int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restricted);
+/* A new rsdm-sim (qemu-xen) for the same domain after rsdm_sim_stop_dm,
+ * loading incoming_fd (-incoming fd:N, closed here) when >= 0, up to
+ * running (`cont` sent as libxl_domain_unpause does).  0 or -1. */
+int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd);
+/* A negotiated libxl-style QMP connection to the monitor (NULL: message
+ * on stderr). */
+xlq *rsdm_sim_qmp(rsdm_sim *s);
+/* One command on a new connection; 0 or -1 (message on stderr). */
+int rsdm_sim_qmp_exec(rsdm_sim *s, const char *cmd, json_t *args, int fd, json_t **ret);
+
+/* The domain's pause count (the toolstack's and the dm's references). */
+int rsdm_sim_pause_count(const rsdm_sim *s);
+
+/* A guest vCPU (vCPU 0, a thread) writing the UART's scratch register and
+ * reading it back until stopped; a mismatch means a lost write, a failure
+ * an access nobody answered. */
+#define RSDM_SIM_UART_SCR 0x3ff
+typedef struct rsdm_sim_guest {
+    rsdm_sim *sim;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    atomic_ulong accesses, mismatches, failures;
+} rsdm_sim_guest;
+int rsdm_sim_guest_start(rsdm_sim_guest *g, rsdm_sim *s);    /* 0 or -errno */
+void rsdm_sim_guest_stop(rsdm_sim_guest *g);
+/* Until the guest made one more access (a stopped vCPU makes none). */
+void rsdm_sim_guest_step(rsdm_sim_guest *g);
+
 
 /* A guest disk as the toolstack writes it: a vbd backend/frontend pair. */
 typedef struct rsdm_sim_disk {
@@ -40,6 +83,7 @@ typedef struct rsdm_sim_opts {
     const rsdm_sim_disk *disks;
     unsigned ndisks;
     const char *config;                /* rsdm's --config FILE, or NULL */
+    bool restricted;                   /* rsdm_sim_start_qmp: libxl's dm_restrict */
 } rsdm_sim_opts;
 
 /* rsdm_sim_start with disks and a config file; rsdm-sim saves into s->dir
@@ -55,7 +99,8 @@ int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config);
 int rsdm_sim_stop_dm(rsdm_sim *s);
 /* rsdm-sim (if still running), the domain, the hypervisor, xensim, the directory. */
 void rsdm_sim_stop(rsdm_sim *s);
-/* Until path reads want, at most timeout_ms without an event: 0 or -ETIMEDOUT. */
+/* Until path reads want, at most timeout_ms without an event: 0, -ETIMEDOUT,
+ * or -ECHILD when rsdm-sim exited meanwhile (dm_exited, dm_status set). */
 int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int timeout_ms);
 
 #endif

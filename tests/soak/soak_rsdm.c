@@ -15,8 +15,8 @@
  *                   with the failing command parked or halted: the new
  *                   rsdm-sim (on a healthy disk) re-issues it.
  *
- * Dialect: traditional only (xenstore commands); the qemu-xen dialect's
- * QMP is not in this tree yet.
+ * Dialect: traditional only (xenstore commands); the soak does not drive
+ * the qemu-xen dialect (QMP) yet.
  *
  * At the end every sector of both disks is read back through the devices
  * and both images are checked from the host: 0 lost, 0 stale, 0
@@ -299,7 +299,7 @@ int main(void)
     long fd_slack = env_long("SOAK_FD_SLACK", 2), rss_slack = env_long("SOAK_RSS_SLACK_KB", RSS_SLACK_KB);
     long seed = env_long("SOAK_SEED", (long)time(NULL));
     rng ^= (uint64_t)seed;
-    printf("soak: %ld s, traditional dialect only (no QMP in this tree), SOAK_SEED=%ld, "
+    printf("soak: %ld s, traditional dialect only (the qemu-xen dialect is not driven yet), SOAK_SEED=%ld, "
            "bounds per rsdm-sim life: %ld fds, %ld kB RSS\n", seconds, seed, fd_slack, rss_slack);
     char cfg[512];
     config_text(cfg, sizeof(cfg), NULL, 0);

@@ -19,9 +19,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 
 #include "guest_ahci.h"
+#include "guest_diskload.h"
 #include "guest_fw.h"
 #include "guest_ide.h"
 #include "guest_pm.h"
@@ -346,6 +349,67 @@ static void test_pm_reset_s5(void **state)
     assert_non_null(strstr(guest_bus_error(&f->bus), "qtest: "));
 }
 
+/* The workload runner's checked disk load against QEMU's devices: random
+ * sizes (and NCQ batches on AHCI) in two parts as two vCPUs use them, then
+ * the full read-back: nothing lost, nothing stale, no re-init. */
+static void run_diskload(struct fx *f, struct guest_diskload *l, unsigned steps)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct guest_check chk;
+    BUS_OK(f, guest_check_init(&chk, &f->bus, 2048));
+    l->chk = &chk;
+    l->lock = &lock;
+    uint8_t *buf = malloc(GUEST_DISKLOAD_BUF);
+    assert_non_null(buf);
+    uint64_t rng[2] = { 0x1234567, 0x89abcdef };
+    for (unsigned i = 0; i < steps; i++)
+        BUS_OK(f, guest_diskload_step(l, i % 2, 2, &rng[i % 2], buf));
+    for (unsigned part = 0; part < 2; part++)
+        BUS_OK(f, guest_diskload_verify(l, part, 2, buf));
+    free(buf);
+    struct guest_check_counters c;
+    guest_check_snapshot(&chk, &c);
+    printf("diskload: %llu sector writes, %llu sector reads\n", (unsigned long long)c.writes,
+           (unsigned long long)c.reads);
+    assert_true(c.writes >= steps);
+    assert_true(c.reads >= c.writes + 2048);
+    assert_int_equal(c.lost_writes, 0);
+    assert_int_equal(c.stale_overwrites, 0);
+    assert_int_equal(c.corrupted_reads, 0);
+    assert_int_equal(c.reinits, 0);
+    assert_int_equal(c.flushes, 2);
+    guest_check_destroy(&chk);
+}
+
+static void diskload_on(struct fx *f, bool ahci, unsigned qd, unsigned size_max,
+                        unsigned steps)
+{
+    assert_int_equal(start(f, ahci ? "q35" : "pc", false), 0);
+    struct guest_fw fw;
+    BUS_OK(f, guest_fw_scan(&f->bus, &fw, !ahci));
+    struct guest_ide d;
+    struct guest_ahci h;
+    struct guest_diskload l = { .qd = qd, .size_min = 1, .size_max = size_max };
+    if (ahci) {
+        BUS_OK(f, guest_ahci_init(&h, &f->bus, &fw));
+        l.ahci = &h;
+    } else {
+        BUS_OK(f, guest_ide_init(&d, &f->bus, &fw));
+        l.ide = &d;
+    }
+    run_diskload(f, &l, steps);
+}
+
+static void test_diskload_ide(void **state)
+{
+    diskload_on(*state, false, 1, 128, 200);
+}
+
+static void test_diskload_ahci_ncq(void **state)
+{
+    diskload_on(*state, true, 8, 16, 100);
+}
+
 int main(void)
 {
     if (!guest_qtest_find_qemu()) {
@@ -359,6 +423,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ide_pio_dma, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ahci_dma_ncq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pm_reset_s5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diskload_ide, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diskload_ahci_ncq, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

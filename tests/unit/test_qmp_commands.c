@@ -247,12 +247,16 @@ static void test_xen_hooks(void **state)
     assert_true(f->save_live);
     assert_int_equal(f->state_in_hook, RS_SAVE_VM);
     status_is(f, "running", true, "");
-    ok(f, "xen-load-devices-state", args);
+    /* QEMU refuses to load over a running VM. */
+    fails(f, "xen-load-devices-state", args, "Cannot update device state while vm is running");
     snprintf(args, sizeof(args), "{\"filename\":\"%s\",\"live\":false}", path);
     ok(f, "stop", NULL);
     ok(f, "xen-save-devices-state", args);
     assert_false(f->save_live);
     status_is(f, "paused", false, "paused");
+    snprintf(args, sizeof(args), "{\"filename\":\"%s\"}", path);
+    ok(f, "xen-load-devices-state", args);
+    snprintf(args, sizeof(args), "{\"filename\":\"%s\",\"live\":false}", path);
     f->save_fail = true;
     fails(f, "xen-save-devices-state", args, "disk full");
     status_is(f, "paused", false, "paused");
@@ -281,6 +285,18 @@ static void test_introspection(void **state)
     json_decref(r);
     r = run(f, "query-command-line-options", "{\"option\":\"machine\"}", NULL);
     assert_int_equal(json_array_size(r), 1);
+    json_decref(r);
+    /* libxl 4.20's probe: run-with with its chroot and user parameters. */
+    r = run(f, "query-command-line-options", "{\"option\":\"run-with\"}", NULL);
+    json_t *params = json_object_get(json_array_get(r, 0), "parameters");
+    assert_int_equal(json_array_size(params), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 0), "name")),
+                        "chroot");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 1), "name")),
+                        "user");
+    json_decref(r);
+    r = run(f, "query-command-line-options", NULL, NULL);
+    assert_true(json_array_size(r) > 20);      /* every qemu-xen option, once */
     json_decref(r);
     fails(f, "query-command-line-options", "{\"option\":\"nope\"}", "Invalid parameter 'option'");
     ok(f, "query-migratable", NULL);

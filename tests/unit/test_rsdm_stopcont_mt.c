@@ -33,39 +33,12 @@
 #include "hv.h"
 
 #define CYCLES 1000
-#define UART_SCR 0x3ff              /* scratch register: plain storage */
 #define WAIT_MS 10000
 
 typedef struct fixture {
     rsdm_sim sim;
-    atomic_bool stop_guest;
-    atomic_ulong accesses, mismatches, failures;
+    rsdm_sim_guest g;
 } fixture;
-
-static int pause_count(uint32_t dom)
-{
-    struct hv_domain_info info;
-    return hv_domain_info(dom, &info) == 0 ? (int)info.pause_count : -1;
-}
-
-/* The guest: write a value to the scratch register, read it back, forever. */
-static void *guest(void *arg)
-{
-    fixture *f = arg;
-    uint8_t value = 0;
-    while (!atomic_load(&f->stop_guest)) {
-        uint64_t w = ++value, r = 0;
-        if (xsim_pio(f->sim.d, 0, true, UART_SCR, 1, &w) != 0 ||
-            xsim_pio(f->sim.d, 0, false, UART_SCR, 1, &r) != 0) {
-            atomic_fetch_add(&f->failures, 1);
-            continue;
-        }
-        if (r != w)
-            atomic_fetch_add(&f->mismatches, 1);
-        atomic_fetch_add(&f->accesses, 2);
-    }
-    return NULL;
-}
 
 static int setup(void **state)
 {
@@ -89,32 +62,28 @@ static int teardown(void **state)
 static void test_stop_continue_cycles_during_guest_io(void **state)
 {
     fixture *f = *state;
-    pthread_t g;
-    assert_int_equal(pthread_create(&g, NULL, guest, f), 0);
+    assert_int_equal(rsdm_sim_guest_start(&f->g, &f->sim), 0);
     for (int i = 0; i < CYCLES; i++) {
         assert_true(xs_write(f->sim.xs, XBT_NULL, f->sim.command, "stop", 4));
         assert_int_equal(rsdm_sim_wait_value(&f->sim, f->sim.runstate, "paused holds=paused", WAIT_MS), 0);
         /* rsdm's own stop: one pause reference on the domain. */
-        assert_int_equal(pause_count(f->sim.dom), 1);
+        assert_int_equal(rsdm_sim_pause_count(&f->sim), 1);
         assert_true(xs_write(f->sim.xs, XBT_NULL, f->sim.command, "continue", 8));
         assert_int_equal(rsdm_sim_wait_value(&f->sim, f->sim.runstate, "running holds=", WAIT_MS), 0);
         /* A paused vCPU makes no progress: give the guest a moment of
          * running time each cycle by waiting for one more access. */
-        unsigned long seen = atomic_load(&f->accesses);
-        for (int spins = 0; atomic_load(&f->accesses) == seen && spins < 1000000; spins++)
-            sched_yield();
+        rsdm_sim_guest_step(&f->g);
     }
-    atomic_store(&f->stop_guest, true);
-    pthread_join(g, NULL);
+    rsdm_sim_guest_stop(&f->g);
 
-    assert_int_equal(atomic_load(&f->failures), 0);
-    assert_int_equal(atomic_load(&f->mismatches), 0);
-    assert_true(atomic_load(&f->accesses) >= CYCLES);
+    assert_int_equal(atomic_load(&f->g.failures), 0);
+    assert_int_equal(atomic_load(&f->g.mismatches), 0);
+    assert_true(atomic_load(&f->g.accesses) >= CYCLES);
     /* Nothing the dm registered was ever answered by Xen's null handler. */
     assert_int_equal(hv_null_hits_total(f->sim.dom), 0);
-    assert_int_equal(pause_count(f->sim.dom), 0);
+    assert_int_equal(rsdm_sim_pause_count(&f->sim), 0);
     printf("%d stop/continue cycles, %lu guest accesses, 0 null-handler hits\n", CYCLES,
-           atomic_load(&f->accesses));
+           atomic_load(&f->g.accesses));
 }
 
 int main(void)

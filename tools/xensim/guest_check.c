@@ -40,6 +40,30 @@ int guest_check_init(struct guest_check *k, struct guest_bus *b, uint64_t nsecto
     return 0;
 }
 
+int guest_check_attach(struct guest_check *k, struct guest_bus *b, uint64_t ledger,
+                       uint64_t nsectors, uint64_t next_seq)
+{
+    memset(k, 0, sizeof(*k));
+    k->bus = b;
+    k->nsectors = nsectors;
+    k->ledger = ledger;
+    atomic_init(&k->next_seq, next_seq ? next_seq : 1);
+    atomic_init(&k->dm_stopped, false);
+    pthread_mutex_init(&k->lock, NULL);
+    if (nsectors == 0 || nsectors > (1u << 24) || ledger == 0)
+        return guest_bus_fail(b, "checker: no ledger to attach to (%llu sectors at 0x%llx)",
+                              (unsigned long long)nsectors, (unsigned long long)ledger);
+    return 0;
+}
+
+void guest_check_sum(struct guest_check_counters *dst, const struct guest_check_counters *src)
+{
+    uint64_t *d = (uint64_t *)dst;
+    const uint64_t *s = (const uint64_t *)src;
+    for (size_t i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++)
+        d[i] += s[i];
+}
+
 void guest_check_destroy(struct guest_check *k)
 {
     pthread_mutex_destroy(&k->lock);

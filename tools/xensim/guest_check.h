@@ -38,7 +38,13 @@ enum guest_check_verdict {
 };
 
 int guest_check_init(struct guest_check *k, struct guest_bus *b, uint64_t nsectors);
+/* Re-attach to a ledger already in guest RAM (after a restore): nothing
+ * is zeroed; sequence numbers continue from next_seq. */
+int guest_check_attach(struct guest_check *k, struct guest_bus *b, uint64_t ledger,
+                       uint64_t nsectors, uint64_t next_seq);
 void guest_check_destroy(struct guest_check *k);
+/* dst += src, field by field (the struct is all uint64_t). */
+void guest_check_sum(struct guest_check_counters *dst, const struct guest_check_counters *src);
 /* A fresh sequence number and the sector image that carries it. */
 uint64_t guest_check_fill(struct guest_check *k, uint64_t lba, uint8_t sec[512]);
 /* The device acknowledged the write of `seq` to `lba`: advance the ledger. */

@@ -2,6 +2,7 @@
  * xensim guests: the hypervisor back-end (see guest_hv.h).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,27 @@ struct gh {
     unsigned vcpu;
     uint8_t *ram;
     uint64_t ram_size;
+    const atomic_bool *abort;   /* set: stop waiting for a paused vCPU */
+    pthread_rwlock_t *exec;     /* held (read) while this vCPU writes RAM */
 };
+
+void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_rwlock_t *exec)
+{
+    struct gh *g = b->priv;
+    g->abort = abort;
+    g->exec = exec;
+}
+
+static bool aborted(const struct gh *g)
+{
+    return g->abort && atomic_load(g->abort);
+}
+
+static bool domain_paused(const struct gh *g)
+{
+    struct hv_domain_info i;
+    return hv_domain_info(hv_domain_id(g->d), &i) == 0 && i.paused;
+}
 
 static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, unsigned size,
               uint64_t *data)
@@ -29,8 +50,17 @@ static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, uns
     r.count = 1;
     r.data = dir == IOREQ_WRITE ? *data : 0;
     int rc = hv_vcpu_io(g->d, g->vcpu, &r, b->timeout_ms);
-    if (rc == -ETIMEDOUT) {
-        /* Still outstanding: a real vCPU keeps waiting, so do we, once. */
+    /* A paused vCPU simply stays paused (nothing was sent), however long
+     * the dm or the toolstack keeps it so; only a runner tearing down
+     * gives up. */
+    while (rc == -EAGAIN && g->abort && !aborted(g))
+        rc = hv_vcpu_io(g->d, g->vcpu, &r, b->timeout_ms);
+    /* Still outstanding: a real vCPU keeps waiting.  While the domain is
+     * paused the answer cannot be taken, so that wait is not counted;
+     * a running domain gets one more bound. */
+    for (int waits = 0; rc == -ETIMEDOUT && !aborted(g);) {
+        if (!(g->abort && domain_paused(g)) && ++waits > 1)
+            break;
         rc = hv_vcpu_io_wait(g->d, g->vcpu, &r, b->timeout_ms);
     }
     if (rc < 0)
@@ -84,8 +114,32 @@ static int gh_mem_write(struct guest_bus *b, uint64_t gpa, const void *buf, size
     if (gpa > g->ram_size || len > g->ram_size - gpa)
         return guest_bus_fail(b, "hv: RAM write 0x%llx+%zu beyond %llu bytes",
                               (unsigned long long)gpa, len, (unsigned long long)g->ram_size);
-    memcpy(g->ram + gpa, buf, len);
-    return 0;
+    if (!g->exec) {
+        memcpy(g->ram + gpa, buf, len);
+        return 0;
+    }
+    /* A paused vCPU executes nothing, so it writes no RAM either: whoever
+     * holds `exec` for writing (the stopped-dm check) sees only what
+     * devices write. */
+    for (;;) {
+        int rc = hv_vcpu_wait_runnable(g->d, g->vcpu, b->timeout_ms);
+        if (rc == -ETIMEDOUT && !aborted(g))
+            continue;
+        if (rc < 0)
+            return guest_bus_fail(b, "hv: vCPU %u cannot run to write RAM: %s", g->vcpu,
+                                  strerror(-rc));
+        /* As a store through the p2m: log-dirty sees it (a live
+         * migration sends the page again); paused again meanwhile, the
+         * vCPU waits once more. */
+        pthread_rwlock_rdlock(g->exec);
+        rc = hv_guest_write(hv_domain_id(g->d), gpa, buf, len);
+        pthread_rwlock_unlock(g->exec);
+        if (rc == 0)
+            return 0;
+        if (rc != -EAGAIN || aborted(g))
+            return guest_bus_fail(b, "hv: vCPU %u RAM write 0x%llx+%zu: %s", g->vcpu,
+                                  (unsigned long long)gpa, len, strerror(-rc));
+    }
 }
 
 static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)

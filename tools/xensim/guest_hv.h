@@ -7,11 +7,19 @@
 #ifndef XENSIM_GUEST_HV_H
 #define XENSIM_GUEST_HV_H
 
+#include <stdatomic.h>
+
 #include "guest_bus.h"
 
 /* Attach to domain `domid`, vCPU `vcpu`; RAM from `ram_base` up is handed
  * out by guest_ram_alloc().  0 or -1 with the reason in err. */
 int guest_hv_open(struct guest_bus *b, uint32_t domid, unsigned vcpu, uint64_t ram_base,
                   char *err, size_t errlen);
+
+/* For a runner's vCPU threads: accesses wait out pauses of any length
+ * until *abort is set (NULL: give up after the bounds, as before), and RAM
+ * writes happen only while the vCPU may run, each under a read hold of
+ * `exec` (NULL: no lock). */
+void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_rwlock_t *exec);
 
 #endif

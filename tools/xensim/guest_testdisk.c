@@ -73,26 +73,46 @@ static uint64_t next_rand(struct guest_testdisk *d)
     return d->rng;
 }
 
-int guest_testdisk_workload(struct guest_testdisk *d, uint64_t nwrites)
+static uint64_t per_vcpu(struct guest_testdisk *d)
 {
     uint64_t per = d->chk->nsectors / d->nvcpus;
     if (per == 0)
-        return guest_bus_fail(d->bus, "testdisk: fewer sectors than vCPUs");
+        guest_bus_fail(d->bus, "testdisk: fewer sectors than vCPUs");
+    return per;
+}
+
+int guest_testdisk_step(struct guest_testdisk *d)
+{
+    uint64_t per = per_vcpu(d);
+    if (per == 0)
+        return -1;
     uint8_t sec[512];
-    for (uint64_t i = 0; i < nwrites; i++) {
-        uint64_t lba = d->vcpu + d->nvcpus * (next_rand(d) % per);
-        uint64_t seq = guest_check_fill(d->chk, lba, sec);
-        if (guest_mem_write(d->bus, d->buf, sec, 512) < 0 || command(d, GUEST_TD_WRITE, lba) < 0 ||
-            guest_check_acked(d->chk, lba, seq) < 0 || read_check(d, lba) < 0)
-            return -1;
-        if (i % 64 == 63 && read_check(d, d->vcpu + d->nvcpus * (next_rand(d) % per)) < 0)
-            return -1;
-    }
-    if (command(d, GUEST_TD_FLUSH, 0) < 0)
+    uint64_t lba = d->vcpu + d->nvcpus * (next_rand(d) % per);
+    uint64_t seq = guest_check_fill(d->chk, lba, sec);
+    if (guest_mem_write(d->bus, d->buf, sec, 512) < 0 || command(d, GUEST_TD_WRITE, lba) < 0 ||
+        guest_check_acked(d->chk, lba, seq) < 0 || read_check(d, lba) < 0)
+        return -1;
+    if (++d->steps % 64 == 0 && read_check(d, d->vcpu + d->nvcpus * (next_rand(d) % per)) < 0)
+        return -1;
+    return 0;
+}
+
+int guest_testdisk_verify(struct guest_testdisk *d)
+{
+    uint64_t per = per_vcpu(d);
+    if (per == 0 || command(d, GUEST_TD_FLUSH, 0) < 0)
         return -1;
     GUEST_CHECK_ADD(d->chk, flushes, 1);
     for (uint64_t k = 0; k < per; k++)
         if (read_check(d, d->vcpu + d->nvcpus * k) < 0)
             return -1;
     return 0;
+}
+
+int guest_testdisk_workload(struct guest_testdisk *d, uint64_t nwrites)
+{
+    for (uint64_t i = 0; i < nwrites; i++)
+        if (guest_testdisk_step(d) < 0)
+            return -1;
+    return guest_testdisk_verify(d);
 }

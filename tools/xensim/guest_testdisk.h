@@ -31,6 +31,7 @@ struct guest_testdisk {
     uint64_t buf;        /* guest physical, 512 bytes */
     uint64_t irqs_seen;
     uint64_t rng;
+    uint64_t steps;
 };
 
 int guest_testdisk_init(struct guest_testdisk *d, struct guest_bus *b, struct guest_check *chk,
@@ -38,6 +39,11 @@ int guest_testdisk_init(struct guest_testdisk *d, struct guest_bus *b, struct gu
 /* nwrites sequence-numbered writes to this vCPU's sectors (lba % nvcpus ==
  * vcpu), each read back; then a flush and a read of every owned sector. */
 int guest_testdisk_workload(struct guest_testdisk *d, uint64_t nwrites);
+/* One write of a fresh sequence number to a random owned sector, read
+ * back (and every 64th step a random owned sector read as well). */
+int guest_testdisk_step(struct guest_testdisk *d);
+/* Flush, then read and classify every owned sector. */
+int guest_testdisk_verify(struct guest_testdisk *d);
 /* Notice interrupts raised since the last look (counted if stopped). */
 void guest_testdisk_poll_irqs(struct guest_testdisk *d);
 

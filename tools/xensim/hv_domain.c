@@ -22,6 +22,7 @@
 pthread_mutex_t hv_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct hv_domain *domains[HV_MAX_DOMAINS];
+static uint32_t domid_rover;       /* the last domid handed out (hv_lock) */
 static hv_domain_hook_fn *dom_hook;
 static void *dom_hook_opaque;
 static atomic_bool log_quiet;
@@ -206,8 +207,19 @@ int hv_domain_create(uint32_t domid, unsigned int vcpus, unsigned int mem_mib,
 
     pthread_mutex_lock(&hv_lock);
     if (domid == 0) {
-        for (domid = 1; domid < HV_MAX_DOMID && hv_domain_find(domid); domid++)
-            ;
+        /* Xen's domctl rover: the next free id after the last one given,
+         * wrapping, so a destroyed domain's id is not handed out again at
+         * once (its dm may still be tearing down against it). */
+        for (domid = domid_rover + 1;; domid++) {
+            if (domid >= HV_MAX_DOMID)
+                domid = 1;
+            if (!hv_domain_find(domid) || domid == domid_rover)
+                break;
+        }
+        if (hv_domain_find(domid))
+            domid = HV_MAX_DOMID;   /* all taken: refused below */
+        else
+            domid_rover = domid;
     } else if (hv_domain_find(domid)) {
         pthread_mutex_unlock(&hv_lock);
         hv_log("domain create: domid %u exists", domid);
@@ -268,6 +280,9 @@ void hv_reset(void)
     int n = hv_domain_list(ids, (int)HV_MAX_DOMAINS);
     for (int i = 0; i < n; i++)
         hv_domain_destroy(ids[i]);
+    pthread_mutex_lock(&hv_lock);
+    domid_rover = 0;   /* a fresh host numbers from 1 again */
+    pthread_mutex_unlock(&hv_lock);
 }
 
 int hv_domain_pause(uint32_t domid)

@@ -441,15 +441,22 @@ int hv_vcpu_io_submit(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
         goto out;
     /* hvm_access_cf8: a 4-byte write to 0xCF8 is latched, then still goes
      * to whichever server claims port 0xCF8. */
-    if (req->type == IOREQ_TYPE_PIO && req->addr == 0xcf8 && req->size == 4 &&
-        req->dir == IOREQ_WRITE && !req->data_is_ptr)
+    bool latched = req->type == IOREQ_TYPE_PIO && req->addr == 0xcf8 && req->size == 4 &&
+                   req->dir == IOREQ_WRITE && !req->data_is_ptr;
+    if (latched)
         d->pci_cf8 = (uint32_t)req->data;
 
     unsigned int type;
     uint64_t s, e;
     int id = select_server(d, req, &type, &s, &e);
     if (id < 0) {
-        null_hit(d, type, s, e, req->dir == IOREQ_READ);
+        /* Xen took the latched CF8 write; nobody claiming it as well is
+         * not a lost access, even where it overlaps a byte-wide range such
+         * as the reset register at 0xCF9. */
+        if (latched)
+            d->null_writes++;
+        else
+            null_hit(d, type, s, e, req->dir == IOREQ_READ);
         null_complete(d, req);
         rc = 1;
         goto out;

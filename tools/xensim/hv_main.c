@@ -13,6 +13,7 @@
 #include "hv.h"
 #include "hv_main.h"
 #include "hv_server.h"
+#include "guest_workload.h"
 #include "xs_server.h"
 #include "xsim_loop.h"
 
@@ -90,6 +91,7 @@ int hv_start(struct xsim_loop *loop, struct xs_server *xs, const char *rundir)
     loop_thread = pthread_self();
     if (xs)
         hv_set_domain_hook(xs_hook, NULL);
+    guest_wl_init(rundir);   /* guest workloads watch the dm in this xenstore */
     int rc = hv_server_start(rundir);
     if (rc < 0) {
         hv_set_domain_hook(NULL, NULL);
@@ -101,6 +103,7 @@ int hv_start(struct xsim_loop *loop, struct xs_server *xs, const char *rundir)
 
 void hv_stop(void)
 {
+    guest_wl_shutdown();
     hv_server_stop();
     /* The loop no longer runs: drop the hook before tearing down. */
     hv_set_domain_hook(NULL, NULL);

@@ -66,6 +66,7 @@ enum hv_op {
     HV_OP_NULL_HITS,          /* -> payload struct hv_wire_hits[] */
     HV_OP_DOMAIN_RESUME,      /* a32[0] 1 = fast (cooperative) */
     HV_OP_GUEST_WRITE,        /* a64[0] gpa, a32[0] len <= 64, name = the bytes */
+    HV_OP_GUEST,              /* a32[0] enum hv_guest_op, see below */
     HV_OP_MAX
 };
 
@@ -75,6 +76,16 @@ enum hv_client_kind { HV_CLIENT_CLI, HV_CLIENT_DEVICEMODEL,
 
 enum hv_fault_kind { HV_FAULT_STALL_VCPU = 1, HV_FAULT_UNSTALL_VCPU,
                      HV_FAULT_DROP_EVENTS, HV_FAULT_CLOSE_CONN };
+
+/* Guest workloads (guest_ctl.c).  The request is followed by a64[3] bytes
+ * of text (at most HV_GUEST_MAX_TEXT): the spec for START, the bytes for
+ * UART_SEND.  The answer's payload is text: the status JSON, or on error
+ * the message saying why. */
+enum hv_guest_op { HV_GUEST_START = 1, HV_GUEST_STOP, HV_GUEST_STATUS, HV_GUEST_UART_SEND };
+#define HV_GUEST_RESUME   1u      /* a32[1] flag of START */
+#define HV_GUEST_MAX_TEXT 65536u
+/* STOP: a64[0] = how long to wait for the vCPU threads, ms.
+ * UART_SEND: a64[0] = numbered lines to send when there is no text. */
 
 struct hv_req {
     uint32_t magic;

@@ -28,6 +28,7 @@
 #include "hv_internal.h"
 #include "hv_proto.h"
 #include "hv_server.h"
+#include "guest_ctl.h"
 
 #include <xen/memory.h>
 #include <xen/hvm/dm_op.h>
@@ -40,6 +41,8 @@ struct conn {
     struct hv_evtchn_client *evc;
     struct hv_req buf;
     size_t have;
+    char *text;                     /* HV_OP_GUEST: the text after the request */
+    size_t text_len, text_have;
     bool close;
     uint64_t requests;
 };
@@ -63,6 +66,7 @@ static void conn_free(struct conn *c)
         pthread_mutex_unlock(&hv_lock);
     }
     close(c->fd);
+    free(c->text);
     free(c);
 }
 
@@ -138,6 +142,7 @@ static void handle(struct conn *c, const struct hv_req *q, struct hv_rsp *r,
     case HV_OP_DOMAIN_LIST:
     case HV_OP_CONN_LIST:
     case HV_OP_FAULT:
+    case HV_OP_GUEST:
         if (c->restrict_domid >= 0) {
             r->err = EPERM;
             return;
@@ -480,8 +485,56 @@ static void handle(struct conn *c, const struct hv_req *q, struct hv_rsp *r,
     r->err = rc < 0 ? -rc : 0;
 }
 
+/* The text that follows an HV_OP_GUEST request; true once all is here. */
+static bool collect_text(struct conn *c)
+{
+    if (c->text_have < c->text_len) {
+        ssize_t n = recv(c->fd, c->text + c->text_have, c->text_len - c->text_have,
+                         MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            c->close = true;
+        if (n > 0)
+            c->text_have += (size_t)n;
+    }
+    if (c->text_have < c->text_len)
+        return false;
+    c->text[c->text_len] = '\0';
+    return true;
+}
+
+/* HV_OP_GUEST: the guest-workload commands (guest_ctl.c). */
+static void serve_guest(struct conn *c)
+{
+    struct hv_rsp r;
+    memset(&r, 0, sizeof(r));
+    r.magic = HV_PROTO_MAGIC;
+    void *payload = NULL;
+    int deferred = 0;
+    if (c->restrict_domid >= 0)
+        r.err = EPERM;
+    else
+        deferred = guest_ctl_handle(c->fd, &c->buf, c->text ? c->text : "", c->text_len, &r,
+                                    &payload);
+    free(c->text);
+    c->text = NULL;
+    c->text_len = c->text_have = 0;
+    if (deferred)
+        return;
+    int rc = hv_proto_send(c->fd, &r, sizeof(r), NULL, 0);
+    if (rc == 0 && r.len)
+        rc = hv_proto_send(c->fd, payload, r.len, NULL, 0);
+    free(payload);
+    if (rc)
+        c->close = true;
+}
+
 static void serve(struct conn *c)
 {
+    if (c->text) {
+        if (collect_text(c))
+            serve_guest(c);
+        return;
+    }
     ssize_t n = recv(c->fd, (char *)&c->buf + c->have, sizeof(c->buf) - c->have,
                      MSG_DONTWAIT);
     if (n == 0) {
@@ -498,6 +551,24 @@ static void serve(struct conn *c)
         return;
     c->have = 0;
     c->requests++;
+    if (c->buf.magic == HV_PROTO_MAGIC && c->buf.op == HV_OP_GUEST) {
+        if (c->buf.a64[3] > HV_GUEST_MAX_TEXT) {
+            hv_log("connection %llu: guest request with %llu bytes of text; closing",
+                   (unsigned long long)c->id, (unsigned long long)c->buf.a64[3]);
+            c->close = true;
+            return;
+        }
+        c->text_len = c->buf.a64[3];
+        c->text_have = 0;
+        c->text = malloc(c->text_len + 1);
+        if (!c->text) {
+            c->close = true;
+            return;
+        }
+        if (collect_text(c))
+            serve_guest(c);
+        return;
+    }
 
     struct hv_rsp r;
     memset(&r, 0, sizeof(r));

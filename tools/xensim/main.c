@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest_ctl.h"
+#include "guest_workload.h"
 #include "hv_main.h"
 #include "xl_cmd.h"
 #include "xs_server.h"
@@ -47,19 +50,37 @@ static void usage(FILE *f)
             "  fault stall-vcpu|unstall-vcpu|drop-event|close-conn|conns …\n"
             "          the simulated hypervisor (`xensim domain help`); they reach\n"
             "          the running xensim through --rundir DIR or XENSIM_RUNDIR.\n"
+            "  guest start|resume|stop|status|uart-send DOMID …\n"
+            "          simulated guests' workloads (`xensim guest help`).\n"
             "  xl create|save|restore|pause|unpause|destroy|list|migrate|migrate-receive …\n"
             "          a simulated xl (libxl 4.17, traditional dm): `xensim xl --help`.\n"
             "  help     this text\n"
             "  version  print the version\n");
 }
 
+/* Guest workloads end first, while the loop still serves the xenstore
+ * their dm-state watches wait on; then the loop stops. */
+static void *end_guests(void *loop)
+{
+    guest_wl_shutdown();
+    xsim_loop_stop(loop);
+    return NULL;
+}
+
 static void on_signal(struct xsim_loop *loop, int fd, short revents, void *arg)
 {
+    static bool ending;
     struct signalfd_siginfo si;
     (void)revents;
     (void)arg;
     if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         xsim_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+    pthread_t t;
+    if (!ending && pthread_create(&t, NULL, end_guests, loop) == 0) {
+        ending = true;   /* a second signal stops at once */
+        pthread_detach(t);
+        return;
+    }
     xsim_loop_stop(loop);
 }
 
@@ -252,6 +273,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "domain") == 0 || strcmp(cmd, "fault") == 0)
         return hv_cli(argc - 1, argv + 1);  /* the hypervisor's commands */
+    if (strcmp(cmd, "guest") == 0)
+        return guest_cli(argc - 1, argv + 1);  /* guest workloads */
     if (strcmp(cmd, "xl") == 0)
         return xl_main(argc - 1, argv + 1);  /* the simulated toolstack */
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

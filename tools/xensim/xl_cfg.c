@@ -242,13 +242,19 @@ int xl_cfg_parse(const char *text, const char *fname, struct xl_cfg *cfg,
                 r = perr(&s, "hdtype '%s' invalid (ide or ahci)", cfg->hdtype);
         } else if (strcmp(key, "serial") == 0)
             r = parse_string(&s, cfg->serial, sizeof(cfg->serial));
+        else if (strcmp(key, "xensim_workload") == 0)
+            r = parse_string(&s, cfg->workload, sizeof(cfg->workload));
         else if (strcmp(key, "device_model_override") == 0)
             r = parse_string(&s, cfg->dm_override, sizeof(cfg->dm_override));
         else if (strcmp(key, "device_model_version") == 0) {
             r = parse_string(&s, cfg->dm_version, sizeof(cfg->dm_version));
-            if (r == 0 && strcmp(cfg->dm_version, "qemu-xen-traditional") != 0)
-                r = perr(&s, "device_model_version '%s': only qemu-xen-traditional is simulated",
+            if (r == 0 && strcmp(cfg->dm_version, "qemu-xen-traditional") != 0 &&
+                strcmp(cfg->dm_version, "qemu-xen") != 0)
+                r = perr(&s, "device_model_version '%s' invalid (qemu-xen or qemu-xen-traditional)",
                          cfg->dm_version);
+            cfg->dm_version_set = 1;
+        } else if (strcmp(key, "dm_restrict") == 0) {
+            r = parse_number(&s, &cfg->dm_restrict, 1);
         } else if (strcmp(key, "device_model_args_hvm") == 0)
             r = parse_list(&s, cfg, add_dm_arg);
         else if (strcmp(key, "disk") == 0)

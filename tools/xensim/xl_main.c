@@ -19,6 +19,7 @@
 
 #include "xl_cmd.h"
 #include "xl_internal.h"
+#include "xl_qmp.h"
 
 const char *g_rundir;
 int g_timeout = -1;  /* --timeout: caps every wait */
@@ -160,12 +161,12 @@ void libdir_file(const char *base, unsigned domid, char *buf, size_t len)
 
 /* ------------------------------------------------------------ create */
 
-/* Issue 5 (guest drivers/workloads) fills this: the domain's workload starts
- * once its vCPUs run.  Until then it only says so. */
-static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg)
+/* The simulated guest's workload starts once its vCPUs run (xl_workload.c);
+ * after a restore it resumes from the state it keeps in guest RAM.  A
+ * workload that does not start is reported; the domain stays. */
+static void xl_start_workload(unsigned domid, const struct xl_cfg *cfg, int resume)
 {
-    fprintf(stderr, "xl: domain %u (%s): no guest workload attached (guest drivers: issue 5)\n",
-            domid, cfg->name);
+    xl_wl_start(g_rundir, domid, cfg, resume);
 }
 
 static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
@@ -175,10 +176,10 @@ static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
     if (xs_w(p, cfg->name) < 0)
         return -1;
     snprintf(p, sizeof(p), "/libxl/%u/dm-version", domid);
-    if (xs_w(p, "qemu_xen_traditional") < 0 || xs_perm(p, 0, -1, 0) < 0)
+    if (xs_w(p, xlq_dm_version_node(cfg)) < 0 || xs_perm(p, 0, -1, 0) < 0)
         return -1;
     snprintf(p, sizeof(p), "/local/domain/%u/platform/device-model", domid);
-    if (xs_w(p, "qemu_xen_traditional") < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
+    if (xs_w(p, xlq_dm_version_node(cfg)) < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
         return -1;
     snprintf(p, sizeof(p), "/local/domain/%u/hvmloader/allow-memory-relocate", domid);
     if (xs_w(p, "1") < 0 || xs_perm(p, 0, (int)domid, XS_PERM_READ) < 0)
@@ -228,10 +229,50 @@ static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
     return 0;
 }
 
+pid_t xl_exec_dm(const char *const argv[], unsigned domid, const char *name, const int *keep,
+                 int nkeep, char *logpath, size_t loglen)
+{
+    snprintf(logpath, loglen, "%s/xl/log/qemu-dm-%s.log", g_rundir, name);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd < 0)
+        return die("opening dm log %s: %s", logpath, strerror(errno)), -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(logfd);
+        return die("fork: %s", strerror(errno)), -1;
+    }
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        for (int i = 0; i < nkeep; i++)
+            fcntl(keep[i], F_SETFD, 0);
+        if (!getenv("XEN_QEMU_CONSOLE_LIMIT"))
+            setenv("XEN_QEMU_CONSOLE_LIMIT", "1048576", 1);
+        char sock[4200], sdomid[16];
+        snprintf(sdomid, sizeof(sdomid), "%u", domid);
+        setenv("XEN_DOMAIN_ID", sdomid, 1);
+        snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
+        setenv("XENSTORED_PATH", sock, 1);
+        setenv("XENSIM_RUNDIR", g_rundir, 1);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    return pid;
+}
+
 /* libxl__spawn_local_dm for the traditional dialect: mkdir device-model,
  * disable_pf, watch `state`, fork/exec, record the pid, wait `running`. */
 static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm, pid_t *dmpid)
 {
+    if (xlq_cfg_is_qemu_xen(cfg))
+        return xlq_spawn_dm(domid, cfg, loadvm, dmpid);
+    if (cfg->dm_restrict)
+        return die("dm_restrict is only supported with device_model_version=\"qemu-xen\""), -1;
     char p[256], dmdir[128], v[64];
     paths(domid, "", dmdir, sizeof(dmdir));
     if (xs_w(dmdir, "") < 0)
@@ -276,37 +317,11 @@ static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm
         argv[n++] = cfg->dm_args_hvm[i];
     argv[n] = NULL;
 
-    char logdir[4200], logpath[4400];
-    snprintf(logdir, sizeof(logdir), "%s/xl/log", g_rundir);
-    snprintf(logpath, sizeof(logpath), "%s/qemu-dm-%s.log", logdir, cfg->name);
-    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logfd < 0)
-        return die("opening dm log %s: %s", logpath, strerror(errno)), -1;
-
+    char logpath[4400];
     paths(domid, "state", p, sizeof(p));
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(logfd);
-        return die("fork: %s", strerror(errno)), -1;
-    }
-    if (pid == 0) {
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0)
-            dup2(nul, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        if (!getenv("XEN_QEMU_CONSOLE_LIMIT"))
-            setenv("XEN_QEMU_CONSOLE_LIMIT", "1048576", 1);
-        setenv("XEN_DOMAIN_ID", sdomid, 1);
-        char sock[4200];
-        snprintf(sock, sizeof(sock), "%s/xenstored/socket", g_rundir);
-        setenv("XENSTORED_PATH", sock, 1);
-        setenv("XENSIM_RUNDIR", g_rundir, 1);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(logfd);
+    pid_t pid = xl_exec_dm(argv, domid, cfg->name, NULL, 0, logpath, sizeof(logpath));
+    if (pid < 0)
+        return -1;
     *dmpid = pid;
     char ip[128];
     snprintf(ip, sizeof(ip), "/local/domain/%u/image/device-model-pid", domid);
@@ -455,11 +470,13 @@ int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_sr
     if (!paused) {
         char sd[16];
         snprintf(sd, sizeof(sd), "%lu", domid);
+        if (dm_resume((unsigned)domid) < 0)   /* libxl_domain_unpause */
+            goto fail;
         if (hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0) {
             die("unpausing domain %lu failed", domid);
             goto fail;
         }
-        xl_start_workload((unsigned)domid, &cfg);
+        xl_start_workload((unsigned)domid, &cfg, rs != NULL);
     }
     printf("%lu\n", domid);
     return 0;
@@ -506,6 +523,8 @@ int parse_domid(const char *s, unsigned *out)
 /* libxl__dm_resume: `continue` only if state is exactly `paused`. */
 int dm_resume(unsigned domid)
 {
+    if (xlq_domain_is_qemu_xen(domid))
+        return xlq_dm_resume(domid);
     char p[256];
     paths(domid, "state", p, sizeof(p));
     char *st = xs_r(p);
@@ -546,7 +565,8 @@ static int cmd_simple(int argc, char **argv)
 static void xl_usage(FILE *f)
 {
     fprintf(f,
-        "usage: xensim xl [--rundir DIR] [--timeout S] [--dialect traditional] COMMAND ...\n"
+        "usage: xensim xl [--rundir DIR] [--timeout S] [--dialect traditional|qemu-xen]\n"
+        "                 [--manager libxl|xenopsd] COMMAND ...\n"
         "  create [-p] CFG            create from an xl.cfg, dm spawned, unpaused unless -p\n"
         "  save [-c] [-p] DOMID FILE  suspend into FILE, then destroy; -c: resume it\n"
         "                             (checkpoint), -p: leave it paused\n"
@@ -562,7 +582,10 @@ static void xl_usage(FILE *f)
         "                             port (port 0: any, announced on stderr), on fd N, or\n"
         "                             on stdin/stdout\n"
         "--rundir: the xensim run directory (default $XENSIM_RUNDIR); --timeout S caps\n"
-        "every wait (libxl's bounds: 60 s dm/guest, 10 s logdirty).  Exit status 0,\n"
+        "every wait (libxl's bounds: 60 s dm/guest, 10 s logdirty).  --dialect: the dm's\n"
+        "command line and control when the config has no device_model_version\n"
+        "(qemu-xen: QMP, as libxl 4.17); --manager xenopsd: XenServer's sequences.\n"
+        "Exit status 0,\n"
         "1 on failure (with libxl's message), 2 on a usage error.\n");
 }
 
@@ -579,8 +602,11 @@ int xl_main(int argc, char **argv)
                 return fprintf(stderr, "xensim xl: bad --timeout '%s'\n", argv[i]), 2;
             g_timeout = (int)v;
         } else if (strcmp(argv[i], "--dialect") == 0 && i + 1 < argc) {
-            if (strcmp(argv[++i], "traditional") != 0)
-                return fprintf(stderr, "xensim xl: only --dialect traditional is simulated\n"), 2;
+            if (xlq_set_dialect(argv[++i]) < 0)
+                return fprintf(stderr, "xensim xl: --dialect traditional or qemu-xen\n"), 2;
+        } else if (strcmp(argv[i], "--manager") == 0 && i + 1 < argc) {
+            if (xlq_set_manager(argv[++i]) < 0)
+                return fprintf(stderr, "xensim xl: --manager libxl or xenopsd\n"), 2;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             xl_usage(stdout);
             return 0;

@@ -349,8 +349,10 @@ static int receive(int in, int out)
             rc = -1;
         if (rc == 0 && hv(NULL, 0, "unpause", sd, NULL, NULL, NULL, NULL, NULL, NULL) < 0)
             rc = (die("Domain %u:Unpausing domain", domid), -1);
-        if (rc == 0)
+        if (rc == 0) {
             fprintf(stderr, "migration target: Domain started successsfully.\n");
+            xl_wl_resume(g_rundir, domid);   /* the simulated guest carries on */
+        }
     }
     char status = rc == 0 ? 0 : 3;   /* -ERROR_FAIL */
     if (write_fixed(out, report_msg, sizeof(report_msg), "success/failure report") < 0 ||

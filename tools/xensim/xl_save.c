@@ -21,6 +21,7 @@
 
 #include "xl_cmd.h"
 #include "xl_internal.h"
+#include "xl_qmp.h"
 
 
 /* ------------------------------------------------------------ suspend */
@@ -144,6 +145,10 @@ static int suspend_pvcontrol(unsigned domid)
  * in an S-state; otherwise the PV control node. */
 static int suspend_guest(unsigned domid)
 {
+    /* xensim's simulated guest suspends: its vCPUs stop issuing accesses
+     * once the one in flight completes (xl_workload.c) */
+    if (xl_wl_stop(g_rundir, domid) < 0)
+        return die("Domain %u:guest did not suspend", domid), XL_ERROR_FAIL;
     uint64_t pvdrv = 0, s_state = 0;
     if (xl_hvm_param(domid, HVM_PARAM_CALLBACK_IRQ, &pvdrv) < 0 ||
         xl_hvm_param(domid, HVM_PARAM_ACPI_S_STATE, &s_state) < 0)
@@ -176,8 +181,13 @@ static int suspend_init(unsigned domid)
 
 /* libxl__domain_suspend_device_model, traditional: `save`, then the
  * deprecated 60 s wait for `paused` whose result libxl ignores. */
-static int suspend_dm(unsigned domid)
+static int suspend_dm(unsigned domid, int live)
 {
+    if (xlq_domain_is_qemu_xen(domid)) {
+        char sf[4300];
+        libdir_file("qemu-save", domid, sf, sizeof(sf));
+        return xlq_suspend_dm(domid, sf, live) < 0 ? XL_ERROR_FAIL : 0;
+    }
     char c[256], s[256];
     paths(domid, "command", c, sizeof(c));
     paths(domid, "state", s, sizeof(s));
@@ -222,6 +232,8 @@ static int live_rounds(int fd, struct xl_ram *m, unsigned long *bm, unsigned *ro
 
 int logdirty(unsigned domid, const char *cmd)
 {
+    if (xlq_domain_is_qemu_xen(domid))
+        return xlq_logdirty(domid, strcmp(cmd, "enable") == 0);
     char c[256], r[256];
     paths(domid, "logdirty/cmd", c, sizeof(c));
     paths(domid, "logdirty/ret", r, sizeof(r));
@@ -286,7 +298,7 @@ int xl_suspend_domain(unsigned domid, int fd, int live)
         goto out;
     int cancelled = rc == SUSPEND_CANCELLED;
     rc = XL_ERROR_FAIL;
-    if (!cancelled && suspend_dm(domid) < 0)
+    if (!cancelled && suspend_dm(domid, live) < 0)
         goto out;
     /* libxc's check once the suspend callback returns */
     struct hv_wire_dominfo w;
@@ -345,6 +357,7 @@ int xl_resume_domain(unsigned domid, int suspend_cancel)
     if (!xs_resume_domain(g_xs, domid))
         return die("Domain %u:xs_resume_domain failed: %s", domid, strerror(errno)),
                XL_ERROR_FAIL;
+    xl_wl_resume(g_rundir, domid);   /* the simulated guest carries on */
     return 0;
 }
 

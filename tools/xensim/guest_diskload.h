@@ -1,0 +1,40 @@
+/*
+ * xensim guests: the checked load on an IDE or AHCI disk, as the workload
+ * runner's vCPUs drive it: requests of random sizes at random places in
+ * one part of the checked sectors (a vCPU's own), fresh sequence numbers
+ * written, acknowledged into the ledger and read back (AHCI: `qd` NCQ
+ * commands at once); a failed command resets the controller (a re-init,
+ * counted) and is retried once.  Any guest_bus back-end: the runner uses
+ * the ioreq path, the tests also QEMU.
+ */
+#ifndef XENSIM_GUEST_DISKLOAD_H
+#define XENSIM_GUEST_DISKLOAD_H
+
+#include <stdatomic.h>
+
+#include "guest_ahci.h"
+#include "guest_check.h"
+#include "guest_ide.h"
+
+/* Buffer a caller gives each step: GUEST_AHCI_SLOTS requests of 64 KiB. */
+#define GUEST_DISKLOAD_BUF ((size_t)GUEST_AHCI_SLOTS * GUEST_IDE_MAX_SECTORS * 512)
+
+struct guest_diskload {
+    struct guest_ide *ide;       /* one of ide and ahci */
+    struct guest_ahci *ahci;
+    struct guest_check *chk;     /* its ledger covers the checked sectors */
+    pthread_mutex_t *lock;       /* one command stream per controller */
+    unsigned qd;                 /* AHCI commands in flight (NCQ when > 1) */
+    unsigned size_min, size_max; /* sectors per request, 1..128 */
+    const atomic_bool *stop;     /* set: no retry after a failure (NULL: none) */
+};
+
+/* One round of requests in part `part` of `nparts`; rng is the caller's
+ * xorshift state, buf GUEST_DISKLOAD_BUF bytes.  0 or -1 (bus error). */
+int guest_diskload_step(struct guest_diskload *l, unsigned part, unsigned nparts,
+                        uint64_t *rng, uint8_t *buf);
+/* Flush, then read and classify every sector of the part. */
+int guest_diskload_verify(struct guest_diskload *l, unsigned part, unsigned nparts,
+                          uint8_t *buf);
+
+#endif
