@@ -301,6 +301,25 @@ size_t dm_disks_count(const dm_disks *ds)
     return ds->n;
 }
 
+int dm_disks_set_inject(dm_disks *ds, const dm_config *config, char *err, size_t errlen)
+{
+    char why[256];
+    for (size_t i = 0; i < ds->n; i++) {
+        dm_config_disk cd = dm_config_disk_get(config, ds->spec[i].name);
+        if (cd.inject[0] && dm_blk_inject_check(cd.inject, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "disk %s: injection rules not changed: %s", ds->spec[i].name, why);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < ds->n; i++) {
+        dm_config_disk cd = dm_config_disk_get(config, ds->spec[i].name);
+        int r = dm_blk_inject_set(ds->blk[i], cd.inject[0] ? cd.inject : NULL, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 dm_blk *dm_disks_blk(const dm_disks *ds, size_t i)
 {
     return i < ds->n ? ds->blk[i] : NULL;

@@ -111,6 +111,10 @@ void dm_disks_resolve(const dm_disk_spec *spec, const dm_config *config, dm_err_
 size_t dm_disks_count(const dm_disks *ds);
 dm_blk *dm_disks_blk(const dm_disks *ds, size_t i);
 const dm_disk_spec *dm_disks_spec(const dm_disks *ds, size_t i);
+/* Replaces every disk's injection rules (docs/block.md) with those of its
+ * `[disk NAME]` section in config (none: cleared).  All rules are checked
+ * first: on a bad one nothing changes and -EINVAL names it.  [main] */
+int dm_disks_set_inject(dm_disks *ds, const dm_config *config, char *err, size_t errlen);
 /* Commands parked by an io-error stop on every controller. */
 unsigned dm_disks_parked(const dm_disks *ds);
 

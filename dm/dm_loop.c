@@ -302,9 +302,10 @@ int dm_loop_handle_signals(dm_loop *loop, dm_signal_fn fn, void *opaque)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
     int rc = pthread_sigmask(SIG_BLOCK, &set, &loop->oldmask);
     if (rc != 0) {
-        dm_err("main loop: cannot block SIGTERM/SIGHUP/SIGINT: %s", strerror(rc));
+        dm_err("main loop: cannot block SIGTERM/SIGHUP/SIGINT/SIGUSR1: %s", strerror(rc));
         return -rc;
     }
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

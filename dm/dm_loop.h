@@ -71,7 +71,7 @@ void dm_timer_free(dm_timer *t);
 
 typedef void (*dm_signal_fn)(void *opaque, int signo);
 
-/* Blocks SIGTERM, SIGHUP and SIGINT for the calling thread and delivers
+/* Blocks SIGTERM, SIGHUP, SIGINT and SIGUSR1 for the calling thread and delivers
  * them through a signalfd to fn on the loop.  Call before creating other
  * threads so they inherit the blocked mask.  The old mask is restored by
  * dm_loop_free.  -EBUSY if already set up, or a negative errno. */

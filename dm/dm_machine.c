@@ -295,9 +295,35 @@ static void xsc_rearm(dm_machine *m)
     dm_timer_arm(m->t_xsc, (int64_t)xsc_timeout_ms(m->xsc) * 1000000, 0);
 }
 
+/* SIGUSR1: the config file's `inject` rules replace every disk's, so a
+ * test or a demonstration can switch failures on and off while the guest
+ * runs.  A config file that no longer parses changes nothing. */
+static void reload_inject(dm_machine *m)
+{
+    char why[512];
+    if (!m->args.config) {
+        dm_warn("SIGUSR1: no config file (--config) to re-read injection rules from");
+        return;
+    }
+    if (!m->disks)
+        return;
+    dm_config c;
+    dm_config_init(&c);
+    if (dm_config_load(&c, m->args.config, why, sizeof(why)) < 0) {
+        dm_err("SIGUSR1: injection rules kept: %s", why);
+        return;
+    }
+    if (dm_disks_set_inject(m->disks, &c, why, sizeof(why)) < 0)
+        dm_err("SIGUSR1: %s", why);
+}
+
 static void on_signal(void *opaque, int signo)
 {
     dm_machine *m = opaque;
+    if (signo == SIGUSR1) {
+        reload_inject(m);
+        return;
+    }
     dm_info("terminating on signal %d", signo);
     dm_loop_stop(m->loop, 0);
 }
