@@ -38,6 +38,7 @@ struct xsc {
     bool ld_seen_valid;         /* last logdirty/cmd value read (hash, length) */
     uint64_t ld_seen_hash;
     size_t ld_seen_len;
+    bool ld_sweep_ahead;        /* the sweep applied that value before its watch event came */
     bool owe_running;           /* continue accepted, VM not live yet */
     bool tree_gone;             /* the toolstack removed the control directory */
     bool sink_added;
@@ -665,7 +666,13 @@ static void process_logdirty(xsc *x, bool from_sweep)
     x->ld_seen_valid = true;
     x->ld_seen_hash = hsh;
     x->ld_seen_len = len;
-    if (from_sweep && seen) {
+    /* A sweep can read a new value before the watch event of that very
+     * write arrives; the event then has nothing left to do.  (Two writes of
+     * the same value that both arrive after one sweep collapse into one
+     * application, which is what an idempotent enable/disable needs.) */
+    bool ahead = x->ld_sweep_ahead;
+    x->ld_sweep_ahead = from_sweep && !seen;
+    if (seen && (from_sweep || ahead)) {
         free(v);
         return;
     }

@@ -475,6 +475,7 @@ static void test_cf8_window(void **s)
     assert_int_equal(in(0xcf8, 4), 0x80000600u);
     assert_int_equal(in(0xcf9, 1), 0x02);
     free(buf);
+    fx_close();
 }
 
 /* ---------------------------------------------------------- bad writes */
