@@ -363,9 +363,9 @@ static void run_diskload(struct fx *f, struct guest_diskload *l, unsigned steps)
     assert_non_null(buf);
     uint64_t rng[2] = { 0x1234567, 0x89abcdef };
     for (unsigned i = 0; i < steps; i++)
-        BUS_OK(f, guest_diskload_step(l, i % 2, 2, &rng[i % 2], buf));
+        BUS_OK(f, guest_diskload_step(l, &f->bus, i % 2, 2, &rng[i % 2], buf));
     for (unsigned part = 0; part < 2; part++)
-        BUS_OK(f, guest_diskload_verify(l, part, 2, buf));
+        BUS_OK(f, guest_diskload_verify(l, &f->bus, part, 2, buf));
     free(buf);
     struct guest_check_counters c;
     guest_check_snapshot(&chk, &c);

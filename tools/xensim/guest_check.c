@@ -91,22 +91,27 @@ uint64_t guest_check_fill(struct guest_check *k, uint64_t lba, uint8_t sec[512])
     return seq;
 }
 
-static int ledger_get(struct guest_check *k, uint64_t lba, uint64_t e[2])
+static int ledger_get(struct guest_check *k, struct guest_bus *b, uint64_t lba, uint64_t e[2])
 {
-    return guest_mem_read(k->bus, k->ledger + lba * 16, e, 16);
+    return guest_mem_read(b, k->ledger + lba * 16, e, 16);
 }
 
 int guest_check_acked(struct guest_check *k, uint64_t lba, uint64_t seq)
 {
+    return guest_check_acked_on(k, k->bus, lba, seq);
+}
+
+int guest_check_acked_on(struct guest_check *k, struct guest_bus *b, uint64_t lba, uint64_t seq)
+{
     if (lba >= k->nsectors)
-        return guest_bus_fail(k->bus, "checker: LBA %llu beyond %llu sectors",
+        return guest_bus_fail(b, "checker: LBA %llu beyond %llu sectors",
                               (unsigned long long)lba, (unsigned long long)k->nsectors);
     uint64_t e[2];
-    if (ledger_get(k, lba, e) < 0)
+    if (ledger_get(k, b, lba, e) < 0)
         return -1;
     e[1] = e[0];
     e[0] = seq;
-    if (guest_mem_write(k->bus, k->ledger + lba * 16, e, 16) < 0)
+    if (guest_mem_write(b, k->ledger + lba * 16, e, 16) < 0)
         return -1;
     GUEST_CHECK_ADD(k, writes, 1);
     return 0;
@@ -115,8 +120,14 @@ int guest_check_acked(struct guest_check *k, uint64_t lba, uint64_t seq)
 enum guest_check_verdict guest_check_classify(struct guest_check *k, uint64_t lba,
                                               const uint8_t sec[512])
 {
+    return guest_check_classify_on(k, k->bus, lba, sec);
+}
+
+enum guest_check_verdict guest_check_classify_on(struct guest_check *k, struct guest_bus *b,
+                                                 uint64_t lba, const uint8_t sec[512])
+{
     uint64_t e[2];
-    if (lba >= k->nsectors || ledger_get(k, lba, e) < 0)
+    if (lba >= k->nsectors || ledger_get(k, b, lba, e) < 0)
         return GUEST_CHECK_CORRUPT;
     uint64_t seq = 0;
     static const uint8_t zero[512];

@@ -52,6 +52,12 @@ int guest_check_acked(struct guest_check *k, uint64_t lba, uint64_t seq);
 /* Classify a sector read back (does not count). */
 enum guest_check_verdict guest_check_classify(struct guest_check *k, uint64_t lba,
                                               const uint8_t sec[512]);
+/* The same through `b`: with several vCPUs on one ledger, each reaches
+ * guest RAM through its own bus, so a failure (a paused vCPU, an error)
+ * is that vCPU's and lands in its error slot, not the bus given at init. */
+int guest_check_acked_on(struct guest_check *k, struct guest_bus *b, uint64_t lba, uint64_t seq);
+enum guest_check_verdict guest_check_classify_on(struct guest_check *k, struct guest_bus *b,
+                                                 uint64_t lba, const uint8_t sec[512]);
 /* Add a verdict to the counters (OK counts nothing). */
 void guest_check_count(struct guest_check *k, enum guest_check_verdict v);
 /* The workload is told the dm's reported run state. */

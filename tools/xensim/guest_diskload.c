@@ -13,9 +13,16 @@ static uint64_t rnd(uint64_t *s)
     return *s;
 }
 
-static struct guest_bus *bus_of(const struct guest_diskload *l)
+/* The controller's driver state is shared, but its accesses are made by
+ * the vCPU running it: each vCPU has its own ioreq slot (one access in
+ * flight at a time) and its own error slot.  Called with l->lock held,
+ * so the driver runs on one vCPU at a time. */
+static void run_on(struct guest_diskload *l, struct guest_bus *b)
 {
-    return l->ide ? l->ide->bus : l->ahci->bus;
+    if (l->ide)
+        l->ide->bus = b;
+    else
+        l->ahci->bus = b;
 }
 
 static int rw(struct guest_diskload *l, bool write, uint64_t lba, unsigned n, void *buf)
@@ -27,41 +34,42 @@ static int rw(struct guest_diskload *l, bool write, uint64_t lba, unsigned n, vo
 
 /* A failed command: the driver resets the controller (a re-init, which
  * the checker counts), clearing the error it reported, and retries. */
-static int recover(struct guest_diskload *l)
+static int recover(struct guest_diskload *l, struct guest_bus *b)
 {
     GUEST_CHECK_ADD(l->chk, reinits, 1);
-    struct guest_bus *b = bus_of(l);
     pthread_mutex_lock(&b->lock);
     b->err[0] = '\0';
     pthread_mutex_unlock(&b->lock);
     return l->ide ? guest_ide_srst(l->ide) : guest_ahci_comreset(l->ahci);
 }
 
-static void classify(struct guest_diskload *l, uint64_t lba, unsigned n, const uint8_t *buf)
+static void classify(struct guest_diskload *l, struct guest_bus *b, uint64_t lba, unsigned n,
+                     const uint8_t *buf)
 {
     GUEST_CHECK_ADD(l->chk, reads, n);
     for (unsigned i = 0; i < n; i++)
-        guest_check_count(l->chk, guest_check_classify(l->chk, lba + i, buf + 512 * i));
+        guest_check_count(l->chk, guest_check_classify_on(l->chk, b, lba + i, buf + 512 * i));
 }
 
-static int check_part(struct guest_diskload *l, unsigned part, unsigned nparts, uint64_t *per)
+static int check_part(struct guest_diskload *l, struct guest_bus *b, unsigned part,
+                      unsigned nparts, uint64_t *per)
 {
     unsigned qd = l->ahci ? l->qd : 1;
     *per = nparts ? l->chk->nsectors / nparts : 0;
     if (part >= nparts || qd == 0 || qd > GUEST_AHCI_SLOTS || l->size_min == 0 ||
         l->size_max > GUEST_IDE_MAX_SECTORS || l->size_min > l->size_max ||
         *per / qd < l->size_max)
-        return guest_bus_fail(bus_of(l), "diskload: part %u of %u (%llu sectors) cannot hold "
+        return guest_bus_fail(b, "diskload: part %u of %u (%llu sectors) cannot hold "
                               "%u requests of up to %u sectors", part, nparts,
                               (unsigned long long)*per, qd, l->size_max);
     return 0;
 }
 
-int guest_diskload_step(struct guest_diskload *l, unsigned part, unsigned nparts,
-                        uint64_t *rng, uint8_t *buf)
+int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned part,
+                        unsigned nparts, uint64_t *rng, uint8_t *buf)
 {
     uint64_t per;
-    if (check_part(l, part, nparts, &per) < 0)
+    if (check_part(l, b, part, nparts, &per) < 0)
         return -1;
     struct guest_check *chk = l->chk;
     unsigned qd = l->ahci ? l->qd : 1;
@@ -80,16 +88,17 @@ int guest_diskload_step(struct guest_diskload *l, unsigned part, unsigned nparts
             seqs[q][i] = guest_check_fill(chk, lba + i, buf + stride * q + 512 * i);
     }
     pthread_mutex_lock(l->lock);
+    run_on(l, b);
     int rc = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
                     : rw(l, true, io[0].lba, io[0].count, io[0].buf);
-        if (rc == 0 || attempt == 1 || (l->stop && atomic_load(l->stop)) || recover(l) < 0)
+        if (rc == 0 || attempt == 1 || (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
             break;
     }
     for (unsigned q = 0; q < qd && rc == 0; q++)
         for (unsigned i = 0; i < io[q].count && rc == 0; i++)
-            rc = guest_check_acked(chk, io[q].lba + i, seqs[q][i]);
+            rc = guest_check_acked_on(chk, b, io[q].lba + i, seqs[q][i]);
     if (rc == 0) {
         for (unsigned q = 0; q < qd; q++)
             io[q].write = false;
@@ -100,18 +109,19 @@ int guest_diskload_step(struct guest_diskload *l, unsigned part, unsigned nparts
     if (rc < 0)
         return -1;
     for (unsigned q = 0; q < qd; q++)
-        classify(l, io[q].lba, io[q].count, io[q].buf);
+        classify(l, b, io[q].lba, io[q].count, io[q].buf);
     return 0;
 }
 
-int guest_diskload_verify(struct guest_diskload *l, unsigned part, unsigned nparts,
-                          uint8_t *buf)
+int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigned part,
+                          unsigned nparts, uint8_t *buf)
 {
     uint64_t per;
-    if (check_part(l, part, nparts, &per) < 0)
+    if (check_part(l, b, part, nparts, &per) < 0)
         return -1;
     uint64_t base = per * part;
     pthread_mutex_lock(l->lock);
+    run_on(l, b);
     int rc = l->ide ? guest_ide_flush(l->ide) : guest_ahci_flush(l->ahci);
     pthread_mutex_unlock(l->lock);
     if (rc < 0)
@@ -121,11 +131,12 @@ int guest_diskload_verify(struct guest_diskload *l, unsigned part, unsigned npar
         unsigned n = per - off < GUEST_IDE_MAX_SECTORS ? (unsigned)(per - off)
                                                        : GUEST_IDE_MAX_SECTORS;
         pthread_mutex_lock(l->lock);
+        run_on(l, b);
         rc = rw(l, false, base + off, n, buf);
         pthread_mutex_unlock(l->lock);
         if (rc < 0)
             return -1;
-        classify(l, base + off, n, buf);
+        classify(l, b, base + off, n, buf);
     }
     return 0;
 }

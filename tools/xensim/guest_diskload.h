@@ -29,12 +29,15 @@ struct guest_diskload {
     const atomic_bool *stop;     /* set: no retry after a failure (NULL: none) */
 };
 
-/* One round of requests in part `part` of `nparts`; rng is the caller's
- * xorshift state, buf GUEST_DISKLOAD_BUF bytes.  0 or -1 (bus error). */
-int guest_diskload_step(struct guest_diskload *l, unsigned part, unsigned nparts,
-                        uint64_t *rng, uint8_t *buf);
-/* Flush, then read and classify every sector of the part. */
-int guest_diskload_verify(struct guest_diskload *l, unsigned part, unsigned nparts,
-                          uint8_t *buf);
+/* One round of requests in part `part` of `nparts`, made through `b`,
+ * the calling vCPU's bus (the driver's accesses, the ledger, the error
+ * on a failure: never another vCPU's, whose access may be in flight);
+ * rng is the caller's xorshift state, buf GUEST_DISKLOAD_BUF bytes.
+ * 0 or -1 (the error is in b). */
+int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned part,
+                        unsigned nparts, uint64_t *rng, uint8_t *buf);
+/* Flush, then read and classify every sector of the part (through b). */
+int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigned part,
+                          unsigned nparts, uint8_t *buf);
 
 #endif

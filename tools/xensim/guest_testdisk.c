@@ -53,7 +53,7 @@ static int read_check(struct guest_testdisk *d, uint64_t lba)
         if (command(d, GUEST_TD_READ, lba) < 0 || guest_mem_read(d->bus, d->buf, sec, 512) < 0)
             return -1;
         GUEST_CHECK_ADD(d->chk, reads, 1);
-        enum guest_check_verdict now = guest_check_classify(d->chk, lba, sec);
+        enum guest_check_verdict now = guest_check_classify_on(d->chk, d->bus, lba, sec);
         if (now == GUEST_CHECK_OK) {
             if (attempt == 1)
                 guest_check_count(d->chk, GUEST_CHECK_CORRUPT);
@@ -90,7 +90,7 @@ int guest_testdisk_step(struct guest_testdisk *d)
     uint64_t lba = d->vcpu + d->nvcpus * (next_rand(d) % per);
     uint64_t seq = guest_check_fill(d->chk, lba, sec);
     if (guest_mem_write(d->bus, d->buf, sec, 512) < 0 || command(d, GUEST_TD_WRITE, lba) < 0 ||
-        guest_check_acked(d->chk, lba, seq) < 0 || read_check(d, lba) < 0)
+        guest_check_acked_on(d->chk, d->bus, lba, seq) < 0 || read_check(d, lba) < 0)
         return -1;
     if (++d->steps % 64 == 0 && read_check(d, d->vcpu + d->nvcpus * (next_rand(d) % per)) < 0)
         return -1;

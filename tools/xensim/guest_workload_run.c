@@ -316,14 +316,14 @@ static int disk_step(struct wl_vcpu *v, enum wl_disk_kind k)
 {
     if (k == WL_TESTDISK)
         return guest_testdisk_step(&v->td);
-    return guest_diskload_step(&v->wl->dl[k], v->idx, v->wl->nvcpus, &v->rng, v->iobuf);
+    return guest_diskload_step(&v->wl->dl[k], &v->bus, v->idx, v->wl->nvcpus, &v->rng, v->iobuf);
 }
 
 static int disk_verify(struct wl_vcpu *v, enum wl_disk_kind k)
 {
     if (k == WL_TESTDISK)
         return guest_testdisk_verify(&v->td);
-    return guest_diskload_verify(&v->wl->dl[k], v->idx, v->wl->nvcpus, v->iobuf);
+    return guest_diskload_verify(&v->wl->dl[k], &v->bus, v->idx, v->wl->nvcpus, v->iobuf);
 }
 
 /* The IDE/AHCI loads, once the drivers and checkers are set up. */
@@ -419,9 +419,17 @@ static void vcpu_end(struct wl_vcpu *v, int rc)
                      destroyed ? "destroyed" : di.shutdown_reason < 6 ? why[di.shutdown_reason]
                                                                      : "unknown reason");
         } else if (!atomic_load(&wl->abort)) {
+            /* Every failing access records why in this vCPU's own bus
+             * (drivers shared between vCPUs run on the caller's bus); a
+             * failure that did not is a runner bug, said as such rather
+             * than reported as "no error". */
             wl->state = WL_FAILED;
-            snprintf(wl->reason, sizeof(wl->reason), "vCPU %u: %s", v->idx,
-                     guest_bus_error(&v->bus));
+            if (v->bus.err[0])
+                snprintf(wl->reason, sizeof(wl->reason), "vCPU %u: %s", v->idx, v->bus.err);
+            else
+                snprintf(wl->reason, sizeof(wl->reason),
+                         "vCPU %u: an operation failed without recording why (runner bug)",
+                         v->idx);
         }
         atomic_store(&wl->stop, true);
         pthread_cond_broadcast(&wl->cond);
