@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xenstore.h>
@@ -24,6 +25,8 @@
 #include "xl_internal.h"
 
 #define MON_TOKEN "xl-monitor"
+/* how long a restart waits for the old dm it spawned to go after SIGHUP */
+#define DM_STOP_TIMEOUT 10
 
 static const char *action_name(enum xl_action a)
 {
@@ -63,6 +66,36 @@ static void reap_children(void)
         ;
 }
 
+/* The dm of a domain this monitor restarted is its child: after the
+ * destroy's SIGHUP, wait (bounded, on a pidfd) for it to exit and reap it,
+ * so no zombie stays while the new domain runs.  A dm that is not ours
+ * (the first one, spawned by `xl create`) is reaped by init. */
+static void reap_dm(pid_t pid)
+{
+    if (pid <= 1 || waitpid(pid, NULL, WNOHANG) != 0)
+        return;   /* reaped now, or not our child */
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0)
+        return;
+    struct pollfd p = { .fd = pfd, .events = POLLIN };
+    if (poll(&p, 1, bound(DM_STOP_TIMEOUT) * 1000) > 0)
+        waitpid(pid, NULL, WNOHANG);
+    else
+        printf("device model %ld still running %d s after SIGHUP; left to exit\n", (long)pid,
+               bound(DM_STOP_TIMEOUT));
+    close(pfd);
+}
+
+static pid_t domain_dm_pid(unsigned domid)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/local/domain/%u/image/device-model-pid", domid);
+    char *v = xs_r(p);
+    long pid = v ? strtol(v, NULL, 10) : 0;
+    free(v);
+    return pid > 1 ? (pid_t)pid : 0;
+}
+
 /* The domain shut down: apply its action.  Returns the domain to monitor
  * next (the restarted one), or 0 when the monitor's work is done. */
 static unsigned handle_shutdown(unsigned domid, const struct hv_wire_dominfo *w)
@@ -86,10 +119,12 @@ static unsigned handle_shutdown(unsigned domid, const struct hv_wire_dominfo *w)
     if (a != XL_ACTION_PRESERVE) {
         printf("Domain %u needs to be cleaned up: destroying the domain\n", domid);
         fflush(stdout);
+        pid_t dm = domain_dm_pid(domid);
         if (destroy_domain(domid) != 0) {
             free(text);
             return 0;
         }
+        reap_dm(dm);
     }
     if (a == XL_ACTION_RESTART) {
         printf("Done. Rebooting now\n");
