@@ -111,7 +111,9 @@ EOF
 }
 
 # guest_cfg NAME DIALECT: $sim_tmp/NAME.cfg, 8 MiB and 2 vCPUs, the dm in
-# DIALECT (traditional or qemu-xen: libxl's device_model_version).
+# DIALECT (traditional or qemu-xen: libxl's device_model_version).  No
+# simulated guest workload: the writer of migrate_check.sh is the guest, and
+# the runner's state page at 1 MiB would overwrite its records.
 guest_cfg() {
     cat >"$sim_tmp/$1.cfg" <<EOF
 name = "$1"
@@ -120,6 +122,7 @@ vcpus = 2
 serial = "null"
 device_model_version = "$([ "$2" = qemu-xen ] && echo qemu-xen || echo qemu-xen-traditional)"
 device_model_override = "$sim_tmp/dm"
+xensim_workload = "none"
 EOF
 }
 

@@ -180,8 +180,12 @@ static int add_disk(struct pstate *s, struct xl_cfg *cfg, const char *spec)
     }
     if (!d.vdev[0])
         return perr(s, "disk: no vdev in '%s'", spec);
-    if (strncmp(d.vdev, "hd", 2) != 0 || d.vdev[2] < 'a' || d.vdev[2] > 'z' || d.vdev[3])
-        return perr(s, "disk: vdev '%s' not supported (hda..hdz)", d.vdev);
+    /* hdX: IDE; sdX: SATA (AHCI in rsdm), up to sdp, the last one with a
+     * devid in Xen's short SCSI encoding. */
+    int hd = strncmp(d.vdev, "hd", 2) == 0 && d.vdev[2] >= 'a' && d.vdev[2] <= 'z';
+    int sd = strncmp(d.vdev, "sd", 2) == 0 && d.vdev[2] >= 'a' && d.vdev[2] <= 'p';
+    if ((!hd && !sd) || d.vdev[3])
+        return perr(s, "disk: vdev '%s' not supported (hda..hdz, sda..sdp)", d.vdev);
     if (!d.target[0] && !d.cdrom)
         return perr(s, "disk: no target in '%s'", spec);
     cfg->disks[cfg->n_disks++] = d;

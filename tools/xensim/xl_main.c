@@ -186,10 +186,12 @@ static int write_domain_nodes(unsigned domid, const struct xl_cfg *cfg)
         return -1;
     for (int i = 0; i < cfg->n_disks; i++) {
         const struct xl_disk *d = &cfg->disks[i];
-        /* xen_vdev_to_devid: hdX -> (3 << 8) | (X << 6) for a..b, … */
+        /* xen_vdev_to_devid: hdX -> (3 << 8) | (X << 6) for a..b, …;
+         * sdX -> (8 << 8) | (X << 4) */
         int idx = d->vdev[2] - 'a';
-        unsigned devid = idx < 2 ? (3u << 8) | ((unsigned)idx << 6)
-                                 : (22u << 8) | ((unsigned)(idx - 2) << 6);
+        unsigned devid = d->vdev[0] == 's' ? (8u << 8) | ((unsigned)idx << 4)
+                         : idx < 2         ? (3u << 8) | ((unsigned)idx << 6)
+                                           : (22u << 8) | ((unsigned)(idx - 2) << 6);
         char be[200], fe[200];
         snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", domid, devid);
         snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", domid, devid);

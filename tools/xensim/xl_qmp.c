@@ -479,9 +479,9 @@ static int pre_open_socket(const char *path)
 }
 
 typedef struct argvec {
-    const char *v[96];
+    const char *v[160];
     int n;
-    char store[16][4200];      /* formatted values */
+    char store[48][4200];      /* formatted values */
     int ns;
 } argvec;
 
@@ -515,6 +515,36 @@ static void args_tail(argvec *a, const struct xl_cfg *cfg, int restore_fd, const
     arg(a, machine);
     for (int i = 0; i < cfg->n_dm_args_hvm; i++)
         arg(a, cfg->dm_args_hvm[i]);
+}
+
+/* libxl's HVM disks (libxl__build_device_model_args_new): hdtype=ahci puts
+ * the first six on an AHCI controller as ide-hd devices, else the first
+ * four are IDE units; an sdX disk is SCSI there, which rsdm refuses, so it
+ * is passed as libxl passes it. */
+static void args_disks(argvec *a, const struct xl_cfg *cfg)
+{
+    int ahci = strcmp(cfg->hdtype, "ahci") == 0;
+    if (ahci && cfg->n_disks > 0) {
+        arg(a, "-device");
+        arg(a, "ahci,id=ahci0");
+    }
+    for (int i = 0; i < cfg->n_disks; i++) {
+        const struct xl_disk *d = &cfg->disks[i];
+        int idx = d->vdev[2] - 'a';
+        arg(a, "-drive");
+        if (d->cdrom)
+            argf(a, "if=ide,index=%d,readonly=on,media=cdrom,id=ide-%d", idx, idx);
+        else if (d->vdev[0] == 's')
+            argf(a, "file=%s,if=scsi,bus=0,unit=%d,format=raw,readonly=off,cache=writeback",
+                 d->target, idx);
+        else if (ahci && idx < 6) {
+            argf(a, "file=%s,if=none,id=ahcidisk-%d,format=raw,cache=writeback", d->target, idx);
+            arg(a, "-device");
+            argf(a, "ide-hd,bus=ahci0.%d,unit=0,drive=ahcidisk-%d", idx, idx);
+        } else
+            argf(a, "file=%s,if=ide,index=%d,readonly=off,media=disk,format=raw,cache=writeback",
+                 d->target, idx);
+    }
 }
 
 /* libxl__build_device_model_args_new (reference §4.3), the parts a
@@ -562,6 +592,7 @@ static void args_libxl(argvec *a, unsigned domid, const struct xl_cfg *cfg, int 
     }
     arg(a, "-net");
     arg(a, "none");
+    args_disks(a, cfg);
     if (cfg->dm_restrict) {
         arg(a, "-xen-domid-restrict");
         /* libxl also passes -chroot XEN_RUN_DIR/qemu-root-<domid>; only
