@@ -29,7 +29,7 @@ static void usage(FILE *f)
         "  fw=hvmloader|any|none [hvmloader] vcpus=N [all] qd=N [1] sizes=A-B [1-1]\n"
         "  writes=N [0: until stopped] sectors=N [1024] lines=N [0: until stopped]\n"
         "  gap_ms=N [2] duration=S [0] console=PATH console_log=PATH [PATH.log]\n"
-        "  action=none|s3|s5|reset [none] after=N [0] seed=N [1]\n");
+        "  action=none|s3|s5|reset|reset92|resetkbd [none] after=N [0] seed=N [1]\n");
 }
 
 int guest_ctl_call(const char *rundir, uint32_t sub, uint32_t domid, uint32_t flags,

@@ -1,5 +1,5 @@
 /*
- * xensim guests: ACPI PM and 0xCF9 reset.
+ * xensim guests: ACPI PM and the resets (0xCF9, port 0x92, i8042).
  */
 #include <string.h>
 
@@ -61,4 +61,20 @@ int guest_reset_cf9(struct guest_bus *b)
     if (guest_outb(b, 0xcf9, 0x02) < 0 || guest_outb(b, 0xcf9, 0x06) < 0)
         return -1;
     return 0;
+}
+
+int guest_reset_port92(struct guest_bus *b)
+{
+    /* System Control Port A: keep A20 as it is, set the fast-reset bit. */
+    uint8_t v;
+    if (guest_inb(b, 0x92, &v) < 0)
+        return -1;
+    return guest_outb(b, 0x92, (uint8_t)((v & 0x02) | 0x01));
+}
+
+int guest_reset_i8042(struct guest_bus *b)
+{
+    /* The keyboard controller's "pulse output line 0" command: the
+     * classic reset when 0xCF9 and port 0x92 are not used. */
+    return guest_outb(b, 0x64, 0xfe);
 }

@@ -14,7 +14,7 @@ static const struct { const char *name; unsigned bit; } devs[] = {
     { "ide", GUEST_DEV_IDE }, { "ahci", GUEST_DEV_AHCI }, { "pm", GUEST_DEV_PM },
 };
 static const char *fw_names[] = { "hvmloader", "any", "none" };
-static const char *act_names[] = { "none", "s3", "s5", "reset" };
+static const char *act_names[] = { "none", "s3", "s5", "reset", "reset92", "resetkbd" };
 
 const char *guest_action_name(enum guest_action a)
 {
@@ -120,7 +120,7 @@ static int parse_word(char *w, struct guest_spec *s, char *err, size_t errlen)
         return 0;
     }
     if (strcmp(k, "action") == 0) {
-        if (pick(k, v, act_names, 4, &u, err, errlen) < 0)
+        if (pick(k, v, act_names, sizeof(act_names) / sizeof(act_names[0]), &u, err, errlen) < 0)
             return -1;
         s->action = (enum guest_action)u;
         return 0;

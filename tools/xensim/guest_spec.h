@@ -29,7 +29,8 @@ enum guest_dev {
 #define GUEST_DEV_DISKS (GUEST_DEV_TESTDISK | GUEST_DEV_IDE | GUEST_DEV_AHCI)
 
 enum guest_fw_mode { GUEST_FW_HVMLOADER, GUEST_FW_ANY, GUEST_FW_NONE };
-enum guest_action { GUEST_ACT_NONE, GUEST_ACT_S3, GUEST_ACT_S5, GUEST_ACT_RESET };
+enum guest_action { GUEST_ACT_NONE, GUEST_ACT_S3, GUEST_ACT_S5, GUEST_ACT_RESET, GUEST_ACT_RESET92,
+                    GUEST_ACT_RESETKBD };
 
 struct guest_spec {
     unsigned devices;            /* GUEST_DEV_* */

@@ -285,6 +285,10 @@ static int do_action(struct guest_wl *wl)
         return guest_pm_sleep(&wl->pm, 0);
     case GUEST_ACT_RESET:
         return guest_reset_cf9(&wl->v[0].bus);
+    case GUEST_ACT_RESET92:
+        return guest_reset_port92(&wl->v[0].bus);
+    case GUEST_ACT_RESETKBD:
+        return guest_reset_i8042(&wl->v[0].bus);
     case GUEST_ACT_S3:
         /* The write completes once the guest is woken (the vCPU is held
          * in S3 meanwhile); the stream then simply continues. */

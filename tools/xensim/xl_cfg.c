@@ -201,6 +201,9 @@ int xl_cfg_parse(const char *text, const char *fname, struct xl_cfg *cfg,
     cfg->memory = 128;
     strcpy(cfg->hdtype, "ide");
     strcpy(cfg->dm_version, "qemu-xen-traditional");
+    cfg->on_poweroff = XL_ACTION_DESTROY;   /* xl.cfg(5)'s defaults */
+    cfg->on_reboot = XL_ACTION_RESTART;
+    cfg->on_crash = XL_ACTION_DESTROY;
     int seen_type = 0;
     for (;;) {
         skip(&s, 1);
@@ -259,6 +262,20 @@ int xl_cfg_parse(const char *text, const char *fname, struct xl_cfg *cfg,
             cfg->dm_version_set = 1;
         } else if (strcmp(key, "dm_restrict") == 0) {
             r = parse_number(&s, &cfg->dm_restrict, 1);
+        } else if (strcmp(key, "on_poweroff") == 0 || strcmp(key, "on_reboot") == 0 ||
+                   strcmp(key, "on_crash") == 0) {
+            enum xl_action *a = key[3] == 'p' ? &cfg->on_poweroff
+                                : key[3] == 'r' ? &cfg->on_reboot : &cfg->on_crash;
+            r = parse_string(&s, str, sizeof(str));
+            if (r == 0 && strcmp(str, "destroy") == 0)
+                *a = XL_ACTION_DESTROY;
+            else if (r == 0 && strcmp(str, "restart") == 0)
+                *a = XL_ACTION_RESTART;
+            else if (r == 0 && strcmp(str, "preserve") == 0)
+                *a = XL_ACTION_PRESERVE;
+            else if (r == 0)
+                r = perr(&s, "%s '%s' invalid (destroy, restart or preserve are simulated)",
+                         key, str);
         } else if (strcmp(key, "device_model_args_hvm") == 0)
             r = parse_list(&s, cfg, add_dm_arg);
         else if (strcmp(key, "disk") == 0)

@@ -18,6 +18,11 @@ struct xl_disk {
     int cdrom;         /* devtype=cdrom */
 };
 
+/* on_poweroff / on_reboot / on_crash: what xl's monitor does when the
+ * domain shuts down with that reason (xl.cfg(5); the rename-restart and
+ * coredump actions are not simulated). */
+enum xl_action { XL_ACTION_DESTROY, XL_ACTION_RESTART, XL_ACTION_PRESERVE };
+
 struct xl_cfg {
     char name[64];
     unsigned memory;   /* MiB */
@@ -33,6 +38,7 @@ struct xl_cfg {
     struct xl_disk disks[XL_MAX_DISKS];
     int n_disks;
     char workload[1024];            /* xensim_workload: the guest's workload spec */
+    enum xl_action on_poweroff, on_reboot, on_crash;
 };
 
 /* Parse xl.cfg text (strict: unknown keys and bad syntax are errors).

@@ -58,7 +58,19 @@ struct xl_restore_src {
 /* create, or restore when rs is given; prints the domid. */
 int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
                   int paused);
+/* create_common without the printing: the new domain into *domid. */
+int xl_create(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
+              int paused, unsigned *domid);
 int destroy_domain(unsigned domid);
+
+/* ---- xl_monitor.c: xl's monitor of a created domain (on_reboot etc.) */
+/* Until the domain is gone (or suspended, or the simulator ends), through
+ * restarts; stdout is its log.  0, or 1 after a message. */
+int xl_monitor_run(unsigned domid);
+/* The monitor as a daemon (`xl monitor DOMID`), logging to
+ * <rundir>/xl/log/xl-<name>.log.  0 or -1 (said). */
+int xl_monitor_spawn(unsigned domid, const char *name);
+int cmd_monitor(int argc, char **argv);
 /* libxl__dm_resume: `continue` only when state is `paused`. */
 int dm_resume(unsigned domid);
 

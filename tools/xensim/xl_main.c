@@ -406,8 +406,8 @@ int read_file(const char *path, char **buf, size_t *len)
     return 0;
 }
 
-int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
-                  int paused)
+int xl_create(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
+              int paused, unsigned *domid_out)
 {
     struct xl_cfg cfg;
     char err[512];
@@ -481,21 +481,33 @@ int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_sr
         xl_start_workload((unsigned)domid, &cfg, rs != NULL);
     }
     printf("%lu\n", domid);
+    *domid_out = (unsigned)domid;
     return 0;
 fail:
     destroy_domain((unsigned)domid);
     return 1;
 }
 
+int create_common(const char *cfgtext, const char *cfgname, struct xl_restore_src *rs,
+                  int paused)
+{
+    unsigned domid;
+    return xl_create(cfgtext, cfgname, rs, paused, &domid);
+}
+
 static int cmd_create(int argc, char **argv)
 {
-    int paused = 0, i = 1;
-    if (i < argc && strcmp(argv[i], "-p") == 0) {
-        paused = 1;
-        i++;
+    int paused = 0, foreground = 0, i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-p") == 0)
+            paused = 1;
+        else if (strcmp(argv[i], "-F") == 0)
+            foreground = 1;
+        else
+            break;
     }
     if (i + 1 != argc)
-        return fprintf(stderr, "usage: xensim xl create [-p] CFG\n"), 2;
+        return fprintf(stderr, "usage: xensim xl create [-p] [-F] CFG\n"), 2;
     char *text;
     size_t len;
     if (read_file(argv[i], &text, &len) < 0)
@@ -504,8 +516,20 @@ static int cmd_create(int argc, char **argv)
         free(text);
         return die("config %s contains a NUL byte", argv[i]);
     }
-    int r = create_common(text, argv[i], NULL, paused);
+    unsigned domid;
+    int r = xl_create(text, argv[i], NULL, paused, &domid);
     free(text);
+    if (r)
+        return r;
+    fflush(stdout);
+    /* xl: the monitor applies on_reboot etc.; -F keeps it in the foreground */
+    if (foreground)
+        return xl_monitor_run(domid);
+    char p[64];
+    snprintf(p, sizeof(p), "/local/domain/%u/name", domid);
+    char *name = xs_r(p);
+    r = xl_monitor_spawn(domid, name ? name : "unknown") < 0;
+    free(name);
     return r;
 }
 
@@ -569,7 +593,10 @@ static void xl_usage(FILE *f)
     fprintf(f,
         "usage: xensim xl [--rundir DIR] [--timeout S] [--dialect traditional|qemu-xen]\n"
         "                 [--manager libxl|xenopsd] COMMAND ...\n"
-        "  create [-p] CFG            create from an xl.cfg, dm spawned, unpaused unless -p\n"
+        "  create [-p] [-F] CFG       create from an xl.cfg, dm spawned, unpaused unless -p;\n"
+        "                             a monitor stays (in the foreground with -F) and\n"
+        "                             applies on_poweroff/on_reboot/on_crash\n"
+        "  monitor DOMID              that monitor, for an existing domain\n"
         "  save [-c] [-p] DOMID FILE  suspend into FILE, then destroy; -c: resume it\n"
         "                             (checkpoint), -p: leave it paused\n"
         "  restore [-p] FILE          a new domain from a save file\n"
@@ -655,6 +682,8 @@ int xl_main(int argc, char **argv)
         r = cmd_migrate(argc - i, argv + i);
     else if (strcmp(cmd, "migrate-receive") == 0)
         r = cmd_migrate_receive(argc - i, argv + i);
+    else if (strcmp(cmd, "monitor") == 0)
+        r = cmd_monitor(argc - i, argv + i);
     else if (strcmp(cmd, "restore") == 0)
         r = cmd_restore(argc - i, argv + i);
     else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "unpause") == 0 ||
