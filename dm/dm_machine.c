@@ -328,9 +328,29 @@ static void on_signal(void *opaque, int signo)
     dm_loop_stop(m->loop, 0);
 }
 
+/* An access a vCPU sent before the save (its domain paused since, its
+ * notification not handled yet) belongs to the state being saved: it is
+ * answered now, with the VM stopped (a device latches what it would
+ * start).  Left to the scan timer it would reach this dm after the file
+ * was written and be lost; a PxCI write lost so reads back as a completed
+ * command on the destination, the guest's write never done. */
+static int answer_sent_accesses(dm_machine *m, char *why, size_t why_len)
+{
+    int r = dm_ioreq_scan(m->ioreq);
+    if (r < 0) {
+        snprintf(why, why_len, "answering the vCPUs' outstanding accesses: %s", strerror(-r));
+        return -1;
+    }
+    if (r > 0)
+        dm_info("save: %d access(es) sent before the save answered first", r);
+    return 0;
+}
+
 static int save_state(void *opaque, int fd, char *why, size_t why_len)
 {
     dm_machine *m = opaque;
+    if (answer_sent_accesses(m, why, why_len) < 0)
+        return -1;
     int r = dm_state_save_fd(m->state, fd, why, why_len);
     /* A saved, stopped VM gives up its images: the destination may open
      * them; they are re-taken before this VM runs again. */
@@ -358,7 +378,8 @@ static int qmp_save_state(void *opaque, int fd, bool live, char *why, size_t why
         snprintf(why, why_len, "truncating the state file: %s", strerror(errno));
         return -1;
     }
-    if (dm_state_save_fd(m->state, fd, why, why_len) < 0)
+    if (answer_sent_accesses(m, why, why_len) < 0 ||
+        dm_state_save_fd(m->state, fd, why, why_len) < 0)
         return -1;
     /* QEMU: a live save of a VM that was not running (libxl sent `stop`)
      * releases the image locks for the destination; the disk module takes

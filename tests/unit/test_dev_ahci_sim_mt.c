@@ -9,7 +9,9 @@
  * and restore into a new rsdm-sim (traditional `save`, -loadvm) with 32 NCQ
  * writes at a slow backend, and with an NCQ write halted by an EIO with
  * werror=stop: every command completes after the restore, the data is
- * right and the guest never re-initialises the controller.
+ * right and the guest never re-initialises the controller.  A PxCI write
+ * rsdm has not answered when the domain is paused and saved is part of the
+ * saved state (the write is done after the restore, not lost).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -447,12 +449,61 @@ static void test_save_restore_halted(void **state)
     assert_int_equal(F.hba[0].resets, resets);
 }
 
+/* vCPU 1 writes PxCI for a WRITE DMA EXT and libxl pauses the domain and
+ * saves before rsdm handled the access (its notification lost: only the
+ * 100 ms ioreq scan would answer it).  rsdm answers it before writing the
+ * file, so the command is in the state and the new rsdm-sim does it; were it
+ * answered after the save, the new rsdm-sim's PxCI would read 0 and the
+ * guest would take the write as done with nothing written (a lost write
+ * seen by the soak).  Each round first writes the sectors with the driver,
+ * so slot 0's header and FIS describe that write from the same buffer: the
+ * raw PxCI write repeats it with new data. */
+static void test_save_with_unanswered_ci_write(void **state)
+{
+    (void)state;
+    enum { N = 8, ROUNDS = 3 };
+    const uint64_t lba = 3000;
+    static uint8_t buf[N * 512];
+    uint64_t seq[N];
+    struct hv_domain *d = hv_domain_get(F.sim.dom);
+    assert_non_null(d);
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        for (unsigned s = 0; s < N; s++)
+            seq[s] = guest_check_fill(&F.chk, lba + s, buf + 512 * s);
+        if (guest_ahci_rw(&F.hba[1], true, lba, N, buf) < 0)
+            fail_msg("%s", guest_bus_error(&F.bus[1]));
+        for (unsigned s = 0; s < N; s++)
+            assert_int_equal(guest_check_acked(&F.chk, lba + s, seq[s]), 0);
+        for (unsigned s = 0; s < N; s++)
+            seq[s] = guest_check_fill(&F.chk, lba + s, buf + 512 * s);
+        assert_int_equal(guest_mem_write(&F.bus[1], F.hba[1].data[0], buf, sizeof(buf)), 0);
+        ioreq_t r = { .type = IOREQ_TYPE_COPY, .dir = IOREQ_WRITE, .addr = F.hba[1].port + 0x38,
+                      .size = 4, .count = 1, .data = 1 };
+        assert_int_equal(hv_fault_drop_events(F.sim.dom, 0, 1), 0);
+        assert_int_equal(hv_vcpu_io_submit(d, 1, &r, 30000), 0);
+        assert_int_equal(hv_fault_drop_events(F.sim.dom, 0, 0), 0);
+        save_and_restore(NULL);
+        assert_int_equal(hv_vcpu_io_wait(d, 1, &r, 30000), 0);
+        uint32_t ci = 1;
+        for (int i = 0; i < 100000 && ci; i++)
+            ci = port0_reg(0x38) & 1;
+        assert_int_equal(ci, 0);
+        assert_int_equal(port0_reg(0x20) & 0x89, 0x00);  /* PxTFD: no BSY, DRQ or ERR */
+        for (unsigned s = 0; s < N; s++)
+            assert_int_equal(guest_check_acked(&F.chk, lba + s, seq[s]), 0);
+        read_back(lba, N);
+        assert_clean();
+    }
+    hv_domain_put(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_vcpu_workload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_restore_in_flight, setup_slow, teardown),
         cmocka_unit_test_setup_teardown(test_save_restore_halted, setup_failing, teardown),
+        cmocka_unit_test_setup_teardown(test_save_with_unanswered_ci_write, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
