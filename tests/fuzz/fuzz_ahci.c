@@ -12,10 +12,12 @@
  * into the same device, the controller comes back from an HBA reset.
  * Between inputs the HBA is reset (GHC.HR, the guest's own path) and the
  * firmware's BAR and command register are restored, so inputs are
- * independent.
+ * independent.  RSDM_FUZZ_STATS=1 prints the controller's counters after
+ * each input (to see what a seed reaches).
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "ahci_rig.h"
 #include "dev_ahci.h"
@@ -97,6 +99,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_guest_run(&G, data, size);
     fuzz_guest_finish(&G);
+    if (getenv("RSDM_FUZZ_STATS")) {
+        dm_ahci_stats st;
+        dm_ahci_get_stats(R.ahci, &st);
+        fprintf(stderr, "fuzz_ahci: commands %llu (ncq %llu) completed %llu failed %llu latched %llu "
+                "discarded %llu irqs %llu port resets %llu\n",
+                (unsigned long long)st.commands, (unsigned long long)st.ncq_commands,
+                (unsigned long long)st.completed, (unsigned long long)st.failed,
+                (unsigned long long)st.latched, (unsigned long long)st.discarded,
+                (unsigned long long)st.irqs, (unsigned long long)st.port_resets);
+    }
     ahci_reset();
     return 0;
 }

@@ -15,7 +15,10 @@
  *   2 config write     u8 config offset, u32 value
  *   3 RAM store u32    u24 guest-physical address, u32 value
  *   4 RAM store bytes  u24 guest-physical address, u8 n, n bytes
- *   5 main loop        u8 passes (timeout 0, at most 63)
+ *   5 main loop        u8 passes (timeout 0, at most 63); with op bit 5
+ *                      settle instead: passes of at most 1 ms until one
+ *                      finds nothing to do (the backends' workers
+ *                      finished), at most 63
  *   6 run state        op bit 5: stop (paused), else cont
  *   7 save and reload  the device state, checked
  * Multi-byte fields are little-endian.  Addresses stay inside the guest
@@ -71,6 +74,12 @@ static inline void fuzz_guest_pump(fuzz_guest *g, unsigned passes)
 {
     for (unsigned i = 0; i < passes; i++)
         dm_loop_iterate(g->loop, 0);
+}
+
+static inline void fuzz_guest_settle(fuzz_guest *g)
+{
+    for (int i = 0; i < FUZZ_GUEST_MAX_PASSES && dm_loop_iterate(g->loop, 1) > 0; i++)
+        ;
 }
 
 /* Stop the VM (a paused stop drains the backends, so nothing is left in
@@ -160,7 +169,10 @@ static inline void fuzz_guest_run(fuzz_guest *g, const uint8_t *d, size_t n)
         case 5:
             if (left < 1)
                 return;
-            fuzz_guest_pump(g, a[0] & FUZZ_GUEST_MAX_PASSES);
+            if (op & 0x20)
+                fuzz_guest_settle(g);
+            else
+                fuzz_guest_pump(g, a[0] & FUZZ_GUEST_MAX_PASSES);
             i += 1;
             break;
         case 6:
@@ -176,13 +188,13 @@ static inline void fuzz_guest_run(fuzz_guest *g, const uint8_t *d, size_t n)
     }
 }
 
-/* After an input: nothing in flight (a stop drains the backends), the
- * state still saves and reloads, then the VM runs again for the caller's
- * reset.  The main loop gets a bounded number of passes; a device that
- * kept it busy forever would show as a timeout, not here. */
+/* After an input: what the backends still do completes (passes of at
+ * most 1 ms until one finds nothing to do, bounded), nothing is left in
+ * flight (a stop drains the backends), the state still saves and reloads,
+ * then the VM runs again for the caller's reset. */
 static inline void fuzz_guest_finish(fuzz_guest *g)
 {
-    fuzz_guest_pump(g, 4);
+    fuzz_guest_settle(g);
     fuzz_guest_check_state(g);
     fuzz_guest_stop(g);
     fuzz_guest_cont(g);

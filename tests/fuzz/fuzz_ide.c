@@ -13,12 +13,14 @@
  * state saves after any sequence and the saved bytes load back into the
  * same device.  Between inputs the device gets a machine reset
  * (dev_ide_reset) and the firmware's BAR4 and command register again, so
- * inputs are independent.
+ * inputs are independent.  RSDM_FUZZ_STATS=1 prints the device's counters
+ * after each input (to see what a seed reaches).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -186,6 +188,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_guest_run(&G, data, size);
     fuzz_guest_finish(&G);
+    if (getenv("RSDM_FUZZ_STATS")) {
+        dev_ide_stats st;
+        dev_ide_get_stats(M.ide, &st);
+        fprintf(stderr, "fuzz_ide: commands %llu aborted %llu dma bytes %llu pio bytes %llu "
+                "latched %llu irqs %llu\n",
+                (unsigned long long)st.commands, (unsigned long long)st.aborted,
+                (unsigned long long)st.dma_bytes, (unsigned long long)st.pio_bytes,
+                (unsigned long long)st.latched, (unsigned long long)st.irqs);
+    }
     dev_ide_reset(M.ide, "fuzz input done");
     ide_firmware();
     return 0;
