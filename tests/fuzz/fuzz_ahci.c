@@ -88,7 +88,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     G = (fuzz_guest){
         .dev = &R, .reg_write = ahci_reg_write, .reg_read = ahci_reg_read,
         .cfg_write = ahci_cfg_write, .ram = R.ram, .ram_size = R.ram_size,
-        .loop = R.loop, .vm = R.vm, .state = R.state,
+        .blk = R.blk, .loop = R.loop, .vm = R.vm, .state = R.state,
     };
     ahci_reset();
     return 0;

@@ -16,9 +16,9 @@
  *   3 RAM store u32    u24 guest-physical address, u32 value
  *   4 RAM store bytes  u24 guest-physical address, u8 n, n bytes
  *   5 main loop        u8 passes (timeout 0, at most 63); with op bit 5
- *                      settle instead: passes of at most 1 ms until one
- *                      finds nothing to do (the backends' workers
- *                      finished), at most 63
+ *                      settle instead: passes (of at most 1 ms while the
+ *                      backend has requests) until the backend is idle
+ *                      and a pass finds nothing to do, at most 63
  *   6 run state        op bit 5: stop (paused), else cont
  *   7 save and reload  the device state, checked
  * Multi-byte fields are little-endian.  Addresses stay inside the guest
@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk.h"
 #include "dm_loop.h"
 #include "dm_statefile.h"
 #include "fuzz_harness.h"
@@ -51,6 +52,7 @@ typedef struct fuzz_guest {
     void (*cfg_write)(void *dev, uint8_t reg, unsigned size, uint32_t val);
     uint8_t *ram;
     uint64_t ram_size;
+    dm_blk *blk;
     dm_loop *loop;
     rs_vm *vm;
     dm_state_reg *state;
@@ -76,10 +78,15 @@ static inline void fuzz_guest_pump(fuzz_guest *g, unsigned passes)
         dm_loop_iterate(g->loop, 0);
 }
 
+/* Waits only while the backend has requests (their completions run in
+ * this thread, so the count cannot drop before the loop saw them). */
 static inline void fuzz_guest_settle(fuzz_guest *g)
 {
-    for (int i = 0; i < FUZZ_GUEST_MAX_PASSES && dm_loop_iterate(g->loop, 1) > 0; i++)
-        ;
+    for (int i = 0; i < FUZZ_GUEST_MAX_PASSES; i++) {
+        bool busy = dm_blk_in_flight(g->blk) > 0;
+        if (dm_loop_iterate(g->loop, busy ? 1 : 0) <= 0 && !busy)
+            break;
+    }
 }
 
 /* Stop the VM (a paused stop drains the backends, so nothing is left in
@@ -188,17 +195,15 @@ static inline void fuzz_guest_run(fuzz_guest *g, const uint8_t *d, size_t n)
     }
 }
 
-/* After an input: what the backends still do completes (passes of at
- * most 1 ms until one finds nothing to do, bounded), nothing is left in
- * flight (a stop drains the backends), the state still saves and reloads,
- * then the VM runs again for the caller's reset. */
+/* After an input: what the backend still does completes, the state still
+ * saves and reloads (stopping drains the backend: nothing is left in
+ * flight), then the VM runs again, ready for the caller's reset. */
 static inline void fuzz_guest_finish(fuzz_guest *g)
 {
     fuzz_guest_settle(g);
     fuzz_guest_check_state(g);
-    fuzz_guest_stop(g);
     fuzz_guest_cont(g);
-    fuzz_guest_pump(g, 4);
+    fuzz_guest_settle(g);
 }
 
 #endif

@@ -169,7 +169,7 @@ static void machine_build(void)
     G = (fuzz_guest){
         .dev = M.ide, .reg_write = ide_reg_write, .reg_read = ide_reg_read,
         .cfg_write = ide_cfg_write, .ram = ram, .ram_size = ram_size,
-        .loop = M.loop, .vm = M.vm, .state = M.state,
+        .blk = M.blk, .loop = M.loop, .vm = M.vm, .state = M.state,
     };
 }
 
