@@ -201,6 +201,15 @@ static void reset_hook(void *opaque, rs_cause cause)
         dm_err("xendevicemodel_shutdown(reboot) failed: %s", strerror(errno));
 }
 
+/* cont/retry after a live save gave the images up: take them back first,
+ * so a lock another process holds now (a migration's destination) fails
+ * the command and the VM stays stopped, as QEMU's cont does. */
+static int activate_hook(void *opaque, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    return m->disks ? dm_disks_lock_acquire(m->disks, why, why_len) : 0;
+}
+
 /* Xen's IOREQ_TYPE_TIMEOFFSET: the guest moved its RTC.  The traditional
  * dialect keeps the offset at /vm/<uuid>/rtc/timeoffset, as qemu-traditional
  * does, so the toolstack carries it across save/restore.  The uuid is read
@@ -573,7 +582,7 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     STEP("signals", dm_loop_handle_signals(m->loop, on_signal, m));
     STEP("run state", nonnull(m->vm = rs_vm_new()));
     rs_set_log(m->vm, log_from_runstate, NULL);
-    rs_hooks hooks = { .reset = reset_hook, .opaque = m };
+    rs_hooks hooks = { .reset = reset_hook, .activate = activate_hook, .opaque = m };
     rs_set_hooks(m->vm, &hooks);
     if (args->no_shutdown) {
         rs_action_update au = { .has_shutdown = true, .value.shutdown = RS_SHUTDOWN_PAUSE };
