@@ -44,7 +44,7 @@
 #include "xsc_control.h"
 #include "xsc_disks.h"
 
-#define IOREQ_SCAN_NS (100 * 1000 * 1000)   /* a lost notification costs at most this */
+#define IOREQ_SCAN_NS (100 * 1000 * 1000)   /* a lost notification costs at most twice this */
 
 /* Stop reasons that are the dm's own: while one is held and the dm is not
  * restricted, it keeps one pause reference on the domain so the guest's
@@ -249,7 +249,7 @@ static void on_ioreq(void *opaque, int fd)
 static void on_scan(void *opaque)
 {
     dm_machine *m = opaque;
-    int r = dm_ioreq_scan(m->ioreq);
+    int r = dm_ioreq_rescue(m->ioreq);
     if (r > 0)
         dm_warn("%d request(s) answered without a notification", r);
 }
