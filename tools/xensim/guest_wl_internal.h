@@ -26,6 +26,7 @@
 #define WL_HDR_SIZE 0x10000ull
 #define WL_RAM_BASE (WL_HDR_GPA + WL_HDR_SIZE)
 #define WL_HDR_MAGIC 0x44484c5753584e45ull   /* "ENXSWLHD" */
+#define WL_HDR_VERSION 2   /* 2: the vCPUs' disk-load random streams (rng) */
 #define WL_UART_BASE 0x3f8u
 #define WL_LINE 10                    /* "g%08llu\n" (guest) / "h%08llu\n" (host) */
 
@@ -48,6 +49,10 @@ struct wl_hdr {
     struct guest_ide ide;
     struct guest_ahci ahci;
     struct guest_testdisk td[WL_MAX_VCPUS];
+    /* Each vCPU's disk-load random stream: a resume that restarted it
+     * from the seed would rewrite exactly the sectors written before the
+     * save, first, and hide a write the save lost from the read-back. */
+    uint64_t rng[WL_MAX_VCPUS];
 };
 _Static_assert(sizeof(struct wl_hdr) <= WL_HDR_SIZE, "runner state must fit its pages");
 

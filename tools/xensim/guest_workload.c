@@ -113,7 +113,7 @@ static int resume_spec(uint32_t domid, char *out, size_t len, char *err, size_t 
         rc = -EINVAL;
     } else {
         memcpy(&h, ram + WL_HDR_GPA, offsetof(struct wl_hdr, uart_tx_next));
-        if (h.magic != WL_HDR_MAGIC || h.version != 1) {
+        if (h.magic != WL_HDR_MAGIC || h.version != WL_HDR_VERSION) {
             snprintf(err, errlen, "domain %u: no workload state in guest RAM at 0x%llx "
                      "(was the guest saved with its RAM while a workload ran?)", domid,
                      (unsigned long long)WL_HDR_GPA);

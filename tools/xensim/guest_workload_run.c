@@ -58,7 +58,7 @@ void wl_hdr_write(struct guest_wl *wl)
     if (!t)
         return;
     t->magic = WL_HDR_MAGIC;
-    t->version = 1;
+    t->version = WL_HDR_VERSION;
     t->nvcpus = wl->nvcpus;
     snprintf(t->spec, sizeof(t->spec), "%s", wl->spec_text);
     t->uart_tx_next = wl->uart_tx_next;
@@ -74,6 +74,7 @@ void wl_hdr_write(struct guest_wl *wl)
     for (unsigned i = 0; i < wl->nvcpus; i++) {
         t->ram_next[i] = wl->v[i].bus.ram_next;
         t->td[i] = wl->v[i].td;
+        t->rng[i] = wl->v[i].rng;
     }
     t->fw = wl->fw;
     t->uart = wl->uart;
@@ -146,7 +147,7 @@ static int boot_resume(struct guest_wl *wl)
 {
     struct guest_bus *b = &wl->v[0].bus;
     struct wl_hdr *h = hdr_of(wl);
-    if (!h || h->magic != WL_HDR_MAGIC || h->version != 1)
+    if (!h || h->magic != WL_HDR_MAGIC || h->version != WL_HDR_VERSION)
         return guest_bus_fail(b, "resume: no workload state in guest RAM at 0x%llx",
                               (unsigned long long)WL_HDR_GPA);
     struct wl_hdr *t = malloc(sizeof(*t));
@@ -167,8 +168,10 @@ static int boot_resume(struct guest_wl *wl)
     wl->uart_rx_next = t->uart_rx_next;
     wl->action_done = t->action_done;
     atomic_store(&wl->writes_claimed, t->writes_claimed);
-    for (unsigned i = 0; i < wl->nvcpus; i++)
+    for (unsigned i = 0; i < wl->nvcpus; i++) {
         wl->v[i].bus.ram_next = t->ram_next[i];
+        wl->v[i].rng = t->rng[i];
+    }
     for (unsigned k = 0; k < WL_NDISKS && rc == 0; k++) {
         if (!spec_has(wl, disk_dev[k]))
             continue;
