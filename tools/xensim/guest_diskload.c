@@ -25,8 +25,10 @@ static void run_on(struct guest_diskload *l, struct guest_bus *b)
         l->ahci->bus = b;
 }
 
-static int rw(struct guest_diskload *l, bool write, uint64_t lba, unsigned n, void *buf)
+static int rw(struct guest_diskload *l, bool pio, bool write, uint64_t lba, unsigned n, void *buf)
 {
+    if (l->ide && pio)
+        return guest_ide_pio(l->ide, write, (uint32_t)lba, n, buf);
     if (l->ide)
         return guest_ide_dma(l->ide, write, (uint32_t)lba, n, buf);
     return guest_ahci_rw(l->ahci, write, lba, n, buf);
@@ -87,12 +89,21 @@ int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned 
         for (unsigned i = 0; i < n; i++)
             seqs[q][i] = guest_check_fill(chk, lba + i, buf + stride * q + 512 * i);
     }
+    /* IDE: the write and its read-back each by PIO or DMA as the mode
+     * says; the random pick only in mixed mode, so the other modes keep
+     * the sequence of places and sizes a seed gives. */
+    bool pio_w = l->ide_mode == GUEST_IDE_PIO, pio_r = pio_w;
+    if (l->ide && l->ide_mode == GUEST_IDE_MIXED) {
+        uint64_t r = rnd(rng);
+        pio_w = r & 1;
+        pio_r = (r >> 1) & 1;
+    }
     pthread_mutex_lock(l->lock);
     run_on(l, b);
     int rc = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
-                    : rw(l, true, io[0].lba, io[0].count, io[0].buf);
+                    : rw(l, pio_w, true, io[0].lba, io[0].count, io[0].buf);
         if (rc == 0 || attempt == 1 || (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
             break;
     }
@@ -103,7 +114,7 @@ int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned 
         for (unsigned q = 0; q < qd; q++)
             io[q].write = false;
         rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
-                    : rw(l, false, io[0].lba, io[0].count, io[0].buf);
+                    : rw(l, pio_r, false, io[0].lba, io[0].count, io[0].buf);
     }
     pthread_mutex_unlock(l->lock);
     if (rc < 0)
@@ -132,7 +143,10 @@ int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigne
                                                        : GUEST_IDE_MAX_SECTORS;
         pthread_mutex_lock(l->lock);
         run_on(l, b);
-        rc = rw(l, false, base + off, n, buf);
+        /* mixed: the chunks alternate between DMA and PIO */
+        bool pio = l->ide_mode == GUEST_IDE_PIO ||
+                   (l->ide_mode == GUEST_IDE_MIXED && (off / GUEST_IDE_MAX_SECTORS) % 2);
+        rc = rw(l, pio, false, base + off, n, buf);
         pthread_mutex_unlock(l->lock);
         if (rc < 0)
             return -1;

@@ -150,10 +150,20 @@ static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)
     if (rc < 0)
         return guest_bus_fail(b, "hv: interrupt state: %s", strerror(-rc));
     uint64_t seq = st.seq;
+    /* As for an access: time the domain spends paused (a dm stopped for an
+     * io-error, a toolstack pause) is not the guest's to count, since its
+     * vCPU executes nothing meanwhile; a bound partly spent paused is
+     * followed by a whole one.  Only a runner tearing down gives up. */
+    bool was_paused = false;
     while (!st.level[gsi]) {
         rc = hv_irq_wait(g->d, &seq, timeout_ms);
-        if (rc == -ETIMEDOUT)
-            return 0;
+        if (rc == -ETIMEDOUT) {
+            bool paused = g->abort && domain_paused(g);
+            if (aborted(g) || (!paused && !was_paused))
+                return 0;
+            was_paused = paused;
+            continue;
+        }
         if (rc < 0 || (rc = hv_irq_state(g->d, &st)) < 0)
             return guest_bus_fail(b, "hv: waiting for line %u: %s", gsi, strerror(-rc));
     }
