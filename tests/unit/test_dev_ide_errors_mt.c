@@ -13,6 +13,11 @@
  *    it: newer data written after the reset is never overwritten;
  *  - a write delayed by 1 s on the backend does not delay another vCPU's
  *    register accesses (answered within 10 ms, bar scheduling noise).
+ *
+ * Every case runs in both dialects: traditional (`continue` in xenstore)
+ * and qemu-xen (libxl's `-drive if=ide`, the config file by `--config`,
+ * QMP `cont`), where each stop also shows on QMP as BLOCK_IO_ERROR (disk,
+ * operation, action stop) and then STOP.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +87,7 @@ static int start(fixture *f, const char *policy, const char *rule)
         return -1;
     rsdm_sim_disk disk = { "hda", f->img };
     rsdm_sim_opts o = { .name = "ide-err", .vcpus = 2, .disks = &disk, .ndisks = 1,
-                        .config = f->conf };
+                        .config = f->conf, .dialect = ide_guest_dialect };
     return ide_guest_start(&f->g, &o);
 }
 
@@ -137,6 +142,8 @@ typedef enum kind { DMA_WRITE, DMA_READ, PIO_READ, PIO_WRITE, FLUSH } kind;
 static const char *const kind_name[] = { "DMA write", "DMA read", "PIO read", "PIO write",
                                          "flush" };
 static const uint32_t kind_lba[] = { LBA_DMA_W, LBA_DMA_R, LBA_PIO_R, LBA_PIO_W, 0 };
+/* QEMU's BLOCK_IO_ERROR `operation`: a flush counts as a write. */
+static const char *const kind_qmp_op[] = { "write", "read", "read", "write", "write" };
 
 typedef struct op {
     fixture *f;
@@ -220,10 +227,24 @@ static void test_stop_parks_and_retries(void **state)
         op o = { .f = f, .k = k, .lba = kind_lba[k] };
         uint8_t before[N * 512], after[N * 512];
         uint64_t irqs_before_op = guest_irq_count(&g->bus[0], 14);
+        ide_guest_events ev = { 0 };
+        bool qmp = g->sim.dialect == RSDM_SIM_QEMU_XEN;
+        if (qmp)
+            assert_int_equal(ide_guest_events_open(g, &ev), 0);
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, op_main, &o), 0);
         if (ide_guest_wait_runstate(g, "io-error holds=io-error", WAIT_MS) < 0)
             fail_msg("%s: the VM did not stop in io-error", kind_name[k]);
+        if (qmp) {
+            /* QEMU's order: the error event, then the stop it caused */
+            char want[96];
+            snprintf(want, sizeof(want), "BLOCK_IO_ERROR hda %s stop", kind_qmp_op[k]);
+            int stop = ide_guest_events_wait(&ev, "STOP", WAIT_MS);
+            int bio = ide_guest_events_find(&ev, "BLOCK_IO_ERROR", 0);
+            if (stop < 0 || bio < 0 || bio > stop || strcmp(ev.ev[bio], want) != 0)
+                fail_msg("%s: QMP events %u: first '%s', want '%s' before STOP (at %d)",
+                         kind_name[k], ev.n, ev.n ? ev.ev[0] : "", want, stop);
+        }
         /* Stopped: from here to `continue`, nothing may move. */
         uint64_t irqs = guest_irq_count(&g->bus[0], 14);
         uint32_t img = image_hash(f);
@@ -241,7 +262,12 @@ static void test_stop_parks_and_retries(void **state)
             fail_msg("%s after continue: %s", kind_name[k], o.err);
         assert_true(guest_irq_count(&g->bus[0], 14) > irqs_before_op);
         assert_int_equal(ide_guest_wait_runstate(g, "running holds=", WAIT_MS), 0);
-        printf("%s: parked in io-error, retried after continue\n", kind_name[k]);
+        if (qmp) {
+            assert_true(ide_guest_events_wait(&ev, "RESUME", WAIT_MS) > 0);
+            ide_guest_events_close(&ev);
+        }
+        printf("%s (%s): parked in io-error%s, retried after continue\n", kind_name[k],
+               rsdm_sim_dialect_name(&g->sim), qmp ? " (QMP: BLOCK_IO_ERROR, STOP)" : "");
     }
     check_data(f);
 }
@@ -377,5 +403,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delayed_write_keeps_registers_answered, setup_delay,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return IDE_GUEST_RUN_DIALECTS(tests);
 }
