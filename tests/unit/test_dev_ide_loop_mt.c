@@ -195,13 +195,21 @@ static void qmp_close(fixture *f)
     f->qc = NULL;
 }
 
+/* The index of the first event called name at or after from in a list of
+ * event names (the run state's or the QMP client's); fails the test when
+ * there is none. */
+static unsigned index_of(char (*list)[16], unsigned n, const char *name, unsigned from)
+{
+    for (unsigned i = from; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return i;
+    fail_msg("no %s event after #%u", name, from);
+    return 0;
+}
+
 static unsigned qmp_event_index(fixture *f, const char *name, unsigned from)
 {
-    for (unsigned i = from; i < f->nqev; i++)
-        if (strcmp(f->qev[i], name) == 0)
-            return i;
-    fail_msg("no %s QMP event after #%u", name, from);
-    return 0;
+    return index_of(f->qev, f->nqev, name, from);
 }
 
 /* `continue` / `stop` of the dialect under test: the run-state calls the
@@ -399,11 +407,7 @@ static void ack(fixture *f)
 
 static unsigned event_index(fixture *f, const char *name, unsigned from)
 {
-    for (unsigned i = from; i < f->nevents; i++)
-        if (strcmp(f->events[i], name) == 0)
-            return i;
-    fail_msg("no %s event after #%u", name, from);
-    return 0;
+    return index_of(f->events, f->nevents, name, from);
 }
 
 /* A second small disk on `unit` (its image removed at teardown). */
