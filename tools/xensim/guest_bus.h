@@ -33,7 +33,9 @@ struct guest_bus_ops {
     int (*mem_read)(struct guest_bus *b, uint64_t gpa, void *buf, size_t len);
     int (*mem_write)(struct guest_bus *b, uint64_t gpa, const void *buf, size_t len);
     /* Wait until interrupt line `gsi` is asserted, at most timeout_ms.
-     * Returns 1 when asserted, 0 on timeout, -1 on a transport error. */
+     * Returns 1 when asserted, 0 on timeout, -1 on a transport error, or
+     * GUEST_IRQ_SUSPENDED (only while b->may_suspend) when the runner
+     * suspends the waiting vCPU of a paused domain. */
     int (*irq_wait)(struct guest_bus *b, unsigned gsi, int timeout_ms);
     /* Current level of line `gsi` (0/1), -1 on error. */
     int (*irq_level)(struct guest_bus *b, unsigned gsi);
@@ -45,6 +47,7 @@ struct guest_bus_ops {
 };
 
 #define GUEST_BUS_ERRLEN 512
+#define GUEST_IRQ_SUSPENDED 2
 #define GUEST_NR_GSIS 48u
 
 struct guest_bus {
@@ -53,6 +56,10 @@ struct guest_bus {
     pthread_mutex_t lock;       /* RAM allocator, error slot */
     uint64_t ram_next, ram_end; /* bump allocator over guest RAM */
     int timeout_ms;             /* default bound on every wait */
+    /* Set by a driver around a wait it can leave with the command still
+     * in flight and take up again after a restore (an IDE DMA command);
+     * its caller then handles GUEST_IRQ_SUSPENDED. */
+    bool may_suspend;
     char err[GUEST_BUS_ERRLEN];
     /* Counted by the accessors: a read of all-ones usually means the
      * access reached nothing (Xen's null handler, an unmapped BAR). */

@@ -25,6 +25,49 @@ static void run_on(struct guest_diskload *l, struct guest_bus *b)
         l->ahci->bus = b;
 }
 
+/* The channel of a controller, its driver then run through b: 0 with
+ * l->lock held.  A DMA command a guest left in flight when it was
+ * suspended (saved while the dm held it parked in io-error) is completed
+ * first, once the guest runs again: a write is then acknowledged to the
+ * ledger with the sequence numbers its sectors carry in the driver's
+ * buffer in guest RAM, a read's data is not wanted any more.  While the
+ * runner is suspending the guest, the command stays in flight and nothing
+ * else is issued: 1 (GUEST_IDE_SUSPENDED), the lock not held.  -1 on a
+ * failure (the error in b), the lock not held. */
+static int take_channel(struct guest_diskload *l, struct guest_bus *b)
+{
+    pthread_mutex_lock(l->lock);
+    run_on(l, b);
+    b->may_suspend = l->ide && l->stop;
+    struct guest_ide *d = l->ide;
+    if (!d || !d->inflight)
+        return 0;
+    bool write = d->inflight_write;
+    uint32_t lba = d->inflight_lba;
+    unsigned n = d->inflight_count;
+    int rc = l->stop && atomic_load(l->stop) ? GUEST_IDE_SUSPENDED
+                                             : guest_ide_dma_finish(d, NULL);
+    for (unsigned i = 0; rc == 0 && write && i < n; i++) {
+        uint8_t sec[512];
+        uint64_t seq;
+        rc = guest_mem_read(b, d->buf + 512u * i, sec, sizeof(sec));
+        memcpy(&seq, sec + 16, sizeof(seq));   /* guest_check_fill's header */
+        if (rc == 0)
+            rc = guest_check_acked_on(l->chk, b, lba + i, seq);
+    }
+    if (rc != 0) {
+        b->may_suspend = false;
+        pthread_mutex_unlock(l->lock);
+    }
+    return rc;
+}
+
+static void release_channel(struct guest_diskload *l, struct guest_bus *b)
+{
+    b->may_suspend = false;
+    pthread_mutex_unlock(l->lock);
+}
+
 static int rw(struct guest_diskload *l, bool pio, bool write, uint64_t lba, unsigned n, void *buf)
 {
     if (l->ide && pio)
@@ -98,13 +141,13 @@ int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned 
         pio_w = r & 1;
         pio_r = (r >> 1) & 1;
     }
-    pthread_mutex_lock(l->lock);
-    run_on(l, b);
-    int rc = 0;
+    int rc = take_channel(l, b);
+    if (rc != 0)
+        return rc;
     for (int attempt = 0; attempt < 2; attempt++) {
         rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
                     : rw(l, pio_w, true, io[0].lba, io[0].count, io[0].buf);
-        if (rc == 0 || attempt == 1 || (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
+        if (rc >= 0 || attempt == 1 || (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
             break;
     }
     for (unsigned q = 0; q < qd && rc == 0; q++)
@@ -116,9 +159,9 @@ int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned 
         rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
                     : rw(l, pio_r, false, io[0].lba, io[0].count, io[0].buf);
     }
-    pthread_mutex_unlock(l->lock);
-    if (rc < 0)
-        return -1;
+    release_channel(l, b);
+    if (rc != 0)
+        return rc;
     for (unsigned q = 0; q < qd; q++)
         classify(l, b, io[q].lba, io[q].count, io[q].buf);
     return 0;
@@ -131,25 +174,27 @@ int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigne
     if (check_part(l, b, part, nparts, &per) < 0)
         return -1;
     uint64_t base = per * part;
-    pthread_mutex_lock(l->lock);
-    run_on(l, b);
-    int rc = l->ide ? guest_ide_flush(l->ide) : guest_ahci_flush(l->ahci);
-    pthread_mutex_unlock(l->lock);
+    int rc = take_channel(l, b);
+    if (rc != 0)
+        return rc;
+    rc = l->ide ? guest_ide_flush(l->ide) : guest_ahci_flush(l->ahci);
+    release_channel(l, b);
     if (rc < 0)
         return -1;
     GUEST_CHECK_ADD(l->chk, flushes, 1);
     for (uint64_t off = 0; off < per; off += GUEST_IDE_MAX_SECTORS) {
         unsigned n = per - off < GUEST_IDE_MAX_SECTORS ? (unsigned)(per - off)
                                                        : GUEST_IDE_MAX_SECTORS;
-        pthread_mutex_lock(l->lock);
-        run_on(l, b);
         /* mixed: the chunks alternate between DMA and PIO */
         bool pio = l->ide_mode == GUEST_IDE_PIO ||
                    (l->ide_mode == GUEST_IDE_MIXED && (off / GUEST_IDE_MAX_SECTORS) % 2);
-        rc = rw(l, pio, false, base + off, n, buf);
-        pthread_mutex_unlock(l->lock);
-        if (rc < 0)
-            return -1;
+        rc = take_channel(l, b);
+        if (rc == 0) {
+            rc = rw(l, pio, false, base + off, n, buf);
+            release_channel(l, b);
+        }
+        if (rc != 0)
+            return rc;
         classify(l, b, base + off, n, buf);
     }
     return 0;

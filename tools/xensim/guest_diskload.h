@@ -28,17 +28,23 @@ struct guest_diskload {
     unsigned qd;                 /* AHCI commands in flight (NCQ when > 1) */
     enum guest_ide_mode ide_mode; /* IDE: DMA, PIO, or a random pick per request */
     unsigned size_min, size_max; /* sectors per request, 1..128 */
-    const atomic_bool *stop;     /* set: no retry after a failure (NULL: none) */
+    const atomic_bool *stop;     /* set: no retry after a failure, suspension
+                                  * allowed while paused (NULL: neither) */
 };
 
 /* One round of requests in part `part` of `nparts`, made through `b`,
  * the calling vCPU's bus (the driver's accesses, the ledger, the error
  * on a failure: never another vCPU's, whose access may be in flight);
  * rng is the caller's xorshift state, buf GUEST_DISKLOAD_BUF bytes.
- * 0 or -1 (the error is in b). */
+ * 0 or -1 (the error is in b); with `stop` set while the domain is paused,
+ * an IDE DMA command may be left in flight (the guest is being suspended,
+ * e.g. saved while the dm holds the command parked in io-error): then
+ * GUEST_IDE_SUSPENDED, here and from every later call until the next one
+ * after `stop` is cleared completes that command first. */
 int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned part,
                         unsigned nparts, uint64_t *rng, uint8_t *buf);
-/* Flush, then read and classify every sector of the part (through b). */
+/* Flush, then read and classify every sector of the part (through b);
+ * 0, -1 or GUEST_IDE_SUSPENDED as guest_diskload_step. */
 int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigned part,
                           unsigned nparts, uint8_t *buf);
 

@@ -16,15 +16,22 @@ struct gh {
     uint8_t *ram;
     uint64_t ram_size;
     const atomic_bool *abort;   /* set: stop waiting for a paused vCPU */
+    const atomic_bool *suspend; /* set: a paused vCPU may leave a suspendable wait */
     pthread_rwlock_t *exec;     /* held (read) while this vCPU writes RAM */
 };
 
-void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_rwlock_t *exec)
+void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, const atomic_bool *suspend,
+                        pthread_rwlock_t *exec)
 {
     struct gh *g = b->priv;
     g->abort = abort;
+    g->suspend = suspend;
     g->exec = exec;
 }
+
+/* How often a runner's vCPU waiting for an interrupt looks at the
+ * domain's pause state and the runner's suspend request. */
+#define IRQ_SLICE_MS 50
 
 static bool aborted(const struct gh *g)
 {
@@ -150,18 +157,33 @@ static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)
     if (rc < 0)
         return guest_bus_fail(b, "hv: interrupt state: %s", strerror(-rc));
     uint64_t seq = st.seq;
-    /* As for an access: time the domain spends paused (a dm stopped for an
-     * io-error, a toolstack pause) is not the guest's to count, since its
-     * vCPU executes nothing meanwhile; a bound partly spent paused is
-     * followed by a whole one.  Only a runner tearing down gives up. */
+    /* For a runner's vCPU, time the domain spends paused (a dm stopped for
+     * an io-error, a toolstack pause) is not the guest's to count, since
+     * its vCPU executes nothing meanwhile: a bound that ends paused, or
+     * follows one that did, is not counted.  A suspendable wait looks at
+     * the runner's suspend request in slices: suspending the guest (a
+     * save) must not wait for the dm's `cont`.  Only a runner tearing
+     * down gives up. */
+    bool suspendable = b->may_suspend && g->suspend;
+    int slice = suspendable && timeout_ms > IRQ_SLICE_MS ? IRQ_SLICE_MS : timeout_ms;
+    int counted = 0;
     bool was_paused = false;
     while (!st.level[gsi]) {
-        rc = hv_irq_wait(g->d, &seq, timeout_ms);
+        rc = hv_irq_wait(g->d, &seq, slice);
         if (rc == -ETIMEDOUT) {
-            bool paused = g->abort && domain_paused(g);
-            if (aborted(g) || (!paused && !was_paused))
+            if (aborted(g))
                 return 0;
-            was_paused = paused;
+            bool paused = g->abort && domain_paused(g);
+            if (paused && suspendable && atomic_load(g->suspend))
+                return GUEST_IRQ_SUSPENDED;
+            if (paused || was_paused) {
+                was_paused = paused;
+                counted = 0;
+                continue;
+            }
+            counted += slice;
+            if (counted >= timeout_ms)
+                return 0;
             continue;
         }
         if (rc < 0 || (rc = hv_irq_state(g->d, &st)) < 0)

@@ -59,10 +59,15 @@ static int wait_not_busy(struct guest_ide *d, uint8_t *st, const char *what)
     }
 }
 
-/* Wait for the completion interrupt, then read STATUS (which lowers it). */
+/* Wait for the completion interrupt, then read STATUS (which lowers it).
+ * A PIO data phase or a flush cannot be taken up after a restore: no
+ * suspension here. */
 static int wait_irq(struct guest_ide *d, uint8_t *st, const char *what)
 {
+    bool may_suspend = d->bus->may_suspend;
+    d->bus->may_suspend = false;
     int r = guest_irq_wait(d->bus, d->gsi, d->bus->timeout_ms);
+    d->bus->may_suspend = may_suspend;
     if (r < 0)
         return -1;
     if (r == 0) {
@@ -102,6 +107,7 @@ int guest_ide_srst(struct guest_ide *d)
     struct guest_bus *b = d->bus;
     uint8_t st;
     d->resets++;
+    d->inflight = false;   /* the reset ends any command */
     if (guest_outb(b, d->ctl, 0x04) < 0 || guest_outb(b, d->ctl, 0x00) < 0)
         return -1;
     if (wait_not_busy(d, &st, "software reset") < 0)
@@ -190,7 +196,6 @@ int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
     if (check_range(d, lba, count) < 0)
         return -1;
     struct guest_bus *b = d->bus;
-    const char *what = write ? "WRITE DMA" : "READ DMA";
     size_t len = (size_t)count * 512;
     if (write && guest_mem_write(b, d->buf, data, len) < 0)
         return -1;
@@ -208,9 +213,27 @@ int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
         return -1;
     if (issue(d, write ? 0xca : 0xc8, lba, count & 0xff) < 0)
         return -1;
+    d->inflight = true;
+    d->inflight_write = write;
+    d->inflight_lba = lba;
+    d->inflight_count = count;
     if (guest_outb(b, d->bmdma + BM_CMD, (uint8_t)((write ? 0 : BM_TO_MEM) | BM_START)) < 0)
         return -1;
+    return guest_ide_dma_finish(d, write ? NULL : data);
+}
+
+int guest_ide_dma_finish(struct guest_ide *d, void *data)
+{
+    struct guest_bus *b = d->bus;
+    if (!d->inflight)
+        return guest_bus_fail(b, "ide: no DMA command in flight to complete");
+    bool write = d->inflight_write;
+    const char *what = write ? "WRITE DMA" : "READ DMA";
+    size_t len = (size_t)d->inflight_count * 512;
     int r = guest_irq_wait(b, d->gsi, b->timeout_ms);
+    if (r == GUEST_IRQ_SUSPENDED)
+        return GUEST_IDE_SUSPENDED;
+    d->inflight = false;
     if (r < 0)
         return -1;
     uint8_t bst, st;
@@ -234,7 +257,7 @@ int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
     if (!(bst & BM_ST_IRQ))
         return guest_bus_fail(b, "ide: %s: interrupt without the BMDMA interrupt bit (0x%02x)",
                               what, bst);
-    if (!write && guest_mem_read(b, d->buf, data, len) < 0)
+    if (!write && data && guest_mem_read(b, d->buf, data, len) < 0)
         return -1;
     return 0;
 }

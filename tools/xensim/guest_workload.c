@@ -174,7 +174,7 @@ static int wl_launch(struct guest_wl *wl, char *err, size_t errlen)
             return -EINVAL;
         v->bus_open = true;
         v->bus.ram_end = WL_RAM_BASE + slice * (i + 1);
-        guest_hv_set_guest(&v->bus, &wl->abort, &wl->exec);
+        guest_hv_set_guest(&v->bus, &wl->abort, &wl->stop, &wl->exec);
         if (big && !(v->iobuf = malloc(GUEST_DISKLOAD_BUF))) {
             snprintf(err, errlen, "out of memory for vCPU %u's buffers", i);
             return -ENOMEM;

@@ -386,15 +386,17 @@ static int vcpu_loop(struct wl_vcpu *v)
         if (disks && !verified) {
             bool claimed = wl->spec.writes == 0 ||
                            atomic_fetch_add(&wl->writes_claimed, 1) < wl->spec.writes;
-            for (unsigned k = 0; k < WL_NDISKS && claimed; k++)
-                if (spec_has(wl, disk_dev[k]) && disk_step(v, (enum wl_disk_kind)k) < 0)
-                    return -1;
-            if (!claimed) {
-                for (unsigned k = 0; k < WL_NDISKS; k++)
-                    if (spec_has(wl, disk_dev[k]) && disk_verify(v, (enum wl_disk_kind)k) < 0)
-                        return -1;
-                verified = true;
+            /* > 0: suspended with an IDE command in flight (the runner is
+             * stopping; a resume completes it): this vCPU stops here */
+            for (unsigned k = 0; k < WL_NDISKS; k++) {
+                int r = spec_has(wl, disk_dev[k])
+                            ? claimed ? disk_step(v, (enum wl_disk_kind)k)
+                                      : disk_verify(v, (enum wl_disk_kind)k)
+                            : 0;
+                if (r != 0)
+                    return r < 0 ? -1 : 0;
             }
+            verified = !claimed;
             busy = busy || claimed;
         }
         if (!busy && !pm)

@@ -146,7 +146,8 @@ static int suspend_pvcontrol(unsigned domid)
 static int suspend_guest(unsigned domid)
 {
     /* xensim's simulated guest suspends: its vCPUs stop issuing accesses
-     * once the one in flight completes (xl_workload.c) */
+     * once the one in flight completes, or stop waiting for an IDE DMA
+     * completion the dm holds in io-error (xl_workload.c, guest_diskload.c) */
     if (xl_wl_stop(g_rundir, domid) < 0)
         return die("Domain %u:guest did not suspend", domid), XL_ERROR_FAIL;
     uint64_t pvdrv = 0, s_state = 0;
