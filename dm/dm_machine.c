@@ -389,6 +389,14 @@ static int qmp_save_state(void *opaque, int fd, bool live, char *why, size_t why
     return 0;
 }
 
+/* QMP cont / x-retry: the image locks a live save gave up, back before
+ * the VM runs, or the command fails with the reason (dm_disks.h). */
+static int qmp_activate_disks(void *opaque, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    return m->disks && dm_disks_lock_acquire(m->disks, why, why_len) < 0 ? -1 : 0;
+}
+
 static int qmp_load_state(void *opaque, int fd, char *why, size_t why_len)
 {
     dm_machine *m = opaque;
@@ -493,6 +501,7 @@ static int open_qmp(dm_machine *m, bool with_xen, char *why, size_t len)
                                &(qmp_xen_hooks){ .save_devices_state = qmp_save_state,
                                                  .load_devices_state = qmp_load_state,
                                                  .set_global_dirty_log = qmp_dirty_log,
+                                                 .activate_disks = qmp_activate_disks,
                                                  .opaque = m });
     for (unsigned i = 0; i < DM_ARGS_MAX_SERIAL; i++) {
         if (!m->uarts[i] || !m->chr[i])

@@ -153,10 +153,22 @@ static int cmd_stop(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp
     return rs_fail(rs_vm_stop(q->vm, RS_PAUSED, &re), &re, e, "stop");
 }
 
+/* The images back before a start (qmp_xen_hooks.activate_disks). */
+static int activate_disks(qmp_commands *q, qmp_error *e)
+{
+    char why[512] = "";
+    if (!q->xen.activate_disks || q->xen.activate_disks(q->xen.opaque, why, sizeof(why)) == 0)
+        return 0;
+    qmp_error_set(e, "GenericError", "%s", why[0] ? why : "cannot take the disk images back");
+    return -1;
+}
+
 static int cmd_cont(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, qmp_error *e)
 {
     (void)c; (void)a; (void)ret;
     rs_err re = { 0 };
+    if (activate_disks(q, e) < 0)
+        return -1;
     return rs_fail(rs_cont(q->vm, &re), &re, e, "cont");
 }
 
@@ -167,6 +179,8 @@ static int cmd_x_retry(qmp_commands *q, qmp_client *c, json_t *a, json_t **ret, 
 {
     (void)c; (void)a; (void)ret;
     rs_err re = { 0 };
+    if (activate_disks(q, e) < 0)
+        return -1;
     return rs_fail(rs_retry(q->vm, &re), &re, e, "x-retry");
 }
 

@@ -30,6 +30,11 @@ typedef struct qmp_xen_hooks {
     /* XenServer's query-migratable: -1 with the reason when the VM cannot
      * be suspended (xenopsd records it); NULL means always migratable. */
     int (*migratable)(void *opaque, char *err, size_t errlen);
+    /* QEMU's bdrv_activate_all at the start of `cont` (and rsdm's
+     * x-retry): the images a live save gave up are taken back before the
+     * VM may run, so a failure (another process took one meanwhile) fails
+     * the command with the reason and the VM stays stopped. */
+    int (*activate_disks)(void *opaque, char *err, size_t errlen);
     void *opaque;
 } qmp_xen_hooks;
 

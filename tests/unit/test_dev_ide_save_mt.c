@@ -13,7 +13,8 @@
  *    rsdm re-issues it at the first start; the image lock, released by the
  *    stopped source after the save (qemu-xen: a save with `live: true`,
  *    the last step of a migration), is taken by the destination while the
- *    source still runs.
+ *    source still runs; in qemu-xen, a `cont` of the source while another
+ *    process holds the image fails naming the disk (QEMU's cont).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -209,6 +211,26 @@ static void test_save_in_io_error(void **state)
     assert_int_equal(hv_domain_pause(g->sim.dom), 0);       /* libxl's own pause */
     char path[256];
     save(f, true, path, sizeof(path));
+    if (g->sim.dialect == RSDM_SIM_QEMU_XEN) {
+        /* Another process takes the image meanwhile: the source's `cont`
+         * (a failed migration's resume) cannot take it back and fails,
+         * naming the disk, as QEMU's does; the source stays stopped. */
+        int other = open(f->img, O_RDWR);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        assert_true(other >= 0);
+        assert_int_equal(fcntl(other, F_OFD_SETLK, &fl), 0);
+        json_t *ret = NULL;
+        xlq *c = rsdm_sim_qmp(&g->sim);
+        assert_non_null(c);
+        char err[512] = "";
+        assert_int_equal(xlq_exec(c, "cont", NULL, -1, &ret, WAIT_MS, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "hda"));
+        assert_int_equal(xlq_exec(c, "query-status", NULL, -1, &ret, WAIT_MS, err, sizeof(err)), 0);
+        assert_string_equal(json_string_value(json_object_get(ret, "status")), "io-error");
+        json_decref(ret);
+        xlq_close(c);
+        close(other);
+    }
     /* The stopped source released the image lock: the destination opens
      * and locks it while the source still runs. */
     pid_t source = g->sim.dm;
