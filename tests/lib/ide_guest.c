@@ -259,12 +259,14 @@ int ide_guest_events_find(const ide_guest_events *e, const char *name, unsigned 
     return -1;
 }
 
-int ide_guest_events_wait(ide_guest_events *e, const char *name, int timeout_ms)
+int ide_guest_events_wait(ide_guest_events *e, const char *name, unsigned count, int timeout_ms)
 {
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        int i = ide_guest_events_find(e, name, 0);
+        int i = -1;
+        for (unsigned k = 0; k < count && (k == 0 || i >= 0); k++)
+            i = ide_guest_events_find(e, name, (unsigned)(i + 1));
         if (i >= 0)
             return i;
         clock_gettime(CLOCK_MONOTONIC, &t);

@@ -101,9 +101,10 @@ typedef struct ide_guest_events {
 } ide_guest_events;
 /* 0, or -1 (message on stderr). */
 int ide_guest_events_open(ide_guest *g, ide_guest_events *e);
-/* Until an event whose text starts with `name` arrived (it may already
- * have): its index, or -1 after timeout_ms or on a closed connection. */
-int ide_guest_events_wait(ide_guest_events *e, const char *name, int timeout_ms);
+/* Until `count` events whose text starts with `name` arrived (they may
+ * already have): the index of the count-th, or -1 after timeout_ms or on a
+ * closed connection. */
+int ide_guest_events_wait(ide_guest_events *e, const char *name, unsigned count, int timeout_ms);
 /* The index of the first event at or after `from` starting with name, or -1. */
 int ide_guest_events_find(const ide_guest_events *e, const char *name, unsigned from);
 void ide_guest_events_close(ide_guest_events *e);

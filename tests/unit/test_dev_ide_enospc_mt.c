@@ -141,7 +141,7 @@ static void test_real_enospc_parks_and_continues(void **state)
         fail_msg("the tmpfs never filled up: no io-error stop (%u sectors written)",
                  atomic_load(&w.written));
     if (qmp) {
-        int stop = ide_guest_events_wait(&ev, "STOP", WAIT_MS);
+        int stop = ide_guest_events_wait(&ev, "STOP", 1, WAIT_MS);
         int bio = ide_guest_events_find(&ev, "BLOCK_IO_ERROR hda write stop", 0);
         if (stop < 0 || bio < 0 || bio > stop)
             fail_msg("QMP: BLOCK_IO_ERROR (at %d) then STOP (at %d) expected, %u events", bio,
