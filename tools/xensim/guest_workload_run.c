@@ -378,6 +378,7 @@ static void disk_loads(struct guest_wl *wl)
         wl->dl[k] = (struct guest_diskload){
             .ide = k == WL_IDE ? &wl->ide : NULL, .ahci = k == WL_AHCI ? &wl->ahci : NULL,
             .chk = &wl->chk[k], .lock = &wl->disk_lock[k], .qd = wl->spec.qd,
+            .ide_mode = wl->spec.ide_mode,
             .size_min = wl->spec.size_min, .size_max = wl->spec.size_max, .stop = &wl->stop,
         };
 }
