@@ -16,13 +16,20 @@ struct gh {
     uint8_t *ram;
     uint64_t ram_size;
     const atomic_bool *abort;   /* set: stop waiting for a paused vCPU */
+    const atomic_bool *suspend; /* set: the toolstack suspends the guest */
     pthread_rwlock_t *exec;     /* held (read) while this vCPU writes RAM */
 };
 
-void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_rwlock_t *exec)
+/* How often a waiting vCPU that may be frozen looks at the suspend
+ * request and the domain's pause (a wait itself is woken by its event). */
+#define GH_FREEZE_POLL_MS 50
+
+void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort,
+                        const atomic_bool *suspend, pthread_rwlock_t *exec)
 {
     struct gh *g = b->priv;
     g->abort = abort;
+    g->suspend = suspend;
     g->exec = exec;
 }
 
@@ -37,6 +44,14 @@ static bool domain_paused(const struct gh *g)
     return hv_domain_info(hv_domain_id(g->d), &i) == 0 && i.paused;
 }
 
+/* A toolstack suspend freezes a vCPU only where its caller can continue
+ * (guest_bus.h: a command's completion wait) and only while the domain is
+ * paused: a running vCPU finishes what it does, as with every stop. */
+static bool may_freeze(const struct guest_bus *b, const struct gh *g)
+{
+    return b->resumable && b->completing && g->suspend && atomic_load(g->suspend);
+}
+
 static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, unsigned size,
               uint64_t *data)
 {
@@ -49,19 +64,38 @@ static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, uns
     r.size = size;
     r.count = 1;
     r.data = dir == IOREQ_WRITE ? *data : 0;
-    int rc = hv_vcpu_io(g->d, g->vcpu, &r, b->timeout_ms);
+    bool freezable = b->resumable && b->completing && g->suspend;
+    int slice = freezable ? GH_FREEZE_POLL_MS : b->timeout_ms;
+    int rc = hv_vcpu_io(g->d, g->vcpu, &r, slice);
+    if (rc == -EBUSY && g->abort) {
+        /* A read this vCPU was frozen in (below) was answered while the
+         * domain stayed paused; the vCPU, running again, takes that answer
+         * and repeats the read, as the instruction it was in would. */
+        ioreq_t old = r;
+        if (hv_vcpu_io_wait(g->d, g->vcpu, &old, b->timeout_ms) == 0)
+            rc = hv_vcpu_io(g->d, g->vcpu, &r, slice);
+    }
     /* A paused vCPU simply stays paused (nothing was sent), however long
      * the dm or the toolstack keeps it so; only a runner tearing down
-     * gives up. */
-    while (rc == -EAGAIN && g->abort && !aborted(g))
-        rc = hv_vcpu_io(g->d, g->vcpu, &r, b->timeout_ms);
+     * gives up, and a suspend freezes it where that is allowed. */
+    while (rc == -EAGAIN && g->abort && !aborted(g)) {
+        if (may_freeze(b, g))
+            return GUEST_FROZEN;
+        rc = hv_vcpu_io(g->d, g->vcpu, &r, slice);
+    }
     /* Still outstanding: a real vCPU keeps waiting.  While the domain is
      * paused the answer cannot be taken, so that wait is not counted;
-     * a running domain gets one more bound. */
-    for (int waits = 0; rc == -ETIMEDOUT && !aborted(g);) {
-        if (!(g->abort && domain_paused(g)) && ++waits > 1)
+     * a running domain gets one more bound.  A read (the completion
+     * polls) may be frozen here: it is repeated after the resume. */
+    for (int waited = slice; rc == -ETIMEDOUT && !aborted(g);) {
+        bool paused = g->abort && domain_paused(g);
+        if (paused && dir == IOREQ_READ && may_freeze(b, g))
+            return GUEST_FROZEN;
+        if (!paused && waited >= 2 * b->timeout_ms)
             break;
-        rc = hv_vcpu_io_wait(g->d, g->vcpu, &r, b->timeout_ms);
+        if (!paused)
+            waited += slice;
+        rc = hv_vcpu_io_wait(g->d, g->vcpu, &r, slice);
     }
     if (rc < 0)
         return guest_bus_fail(b, "hv: vCPU %u %s %s 0x%llx size %u: %s", g->vcpu,
@@ -150,14 +184,27 @@ static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)
     if (rc < 0)
         return guest_bus_fail(b, "hv: interrupt state: %s", strerror(-rc));
     uint64_t seq = st.seq;
-    while (!st.level[gsi]) {
-        rc = hv_irq_wait(g->d, &seq, timeout_ms);
-        if (rc == -ETIMEDOUT)
+    /* A runner's vCPU waits in slices: time while the domain is paused is
+     * not the guest's (it does not count against the bound), and a
+     * suspend may freeze the vCPU in this wait. */
+    int slice = g->abort ? GH_FREEZE_POLL_MS : timeout_ms;
+    for (int waited = 0;;) {
+        bool paused = g->abort && domain_paused(g);
+        if (paused && may_freeze(b, g))
+            return GUEST_FROZEN;
+        if (st.level[gsi])
+            return 1;
+        if (aborted(g) || waited >= timeout_ms)
             return 0;
+        rc = hv_irq_wait(g->d, &seq, slice);
+        if (rc == -ETIMEDOUT) {
+            if (!paused)
+                waited += slice;
+            continue;
+        }
         if (rc < 0 || (rc = hv_irq_state(g->d, &st)) < 0)
             return guest_bus_fail(b, "hv: waiting for line %u: %s", gsi, strerror(-rc));
     }
-    return 1;
 }
 
 static int gh_irq_level(struct guest_bus *b, unsigned gsi)
