@@ -122,6 +122,25 @@ int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config)
     return spawn_dm(s, config, file);
 }
 
+/* s->dom becomes domid: its device-model/<domid>/ paths, watched. */
+static int use_domain(rsdm_sim *s, uint32_t domid)
+{
+    s->dom = domid;
+    s->d = hv_domain_get(s->dom);
+    char dir[96];
+    snprintf(dir, sizeof(dir), "/local/domain/0/device-model/%u", s->dom);
+    snprintf(s->state, sizeof(s->state), "%s/state", dir);
+    snprintf(s->runstate, sizeof(s->runstate), "%s/runstate", dir);
+    snprintf(s->command, sizeof(s->command), "%s/command", dir);
+    if (!s->d || !xs_mkdir(s->xs, XBT_NULL, dir) || !xs_watch(s->xs, s->state, "s") ||
+        !xs_watch(s->xs, s->runstate, "r")) {
+        fprintf(stderr, "rsdm_sim: domain %u: %s\n", domid,
+                s->d ? "xenstore set-up failed" : "not found");
+        return -1;
+    }
+    return 0;
+}
+
 /* xensim, the hypervisor, the domain and the watches; no dm yet. */
 static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
 {
@@ -162,19 +181,7 @@ static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
         fprintf(stderr, "rsdm_sim: hv_domain_create: %s\n", strerror(-id));
         return -1;
     }
-    s->dom = (uint32_t)id;
-    s->d = hv_domain_get(s->dom);
-    char dir[96];
-    snprintf(dir, sizeof(dir), "/local/domain/0/device-model/%u", s->dom);
-    snprintf(s->state, sizeof(s->state), "%s/state", dir);
-    snprintf(s->runstate, sizeof(s->runstate), "%s/runstate", dir);
-    snprintf(s->command, sizeof(s->command), "%s/command", dir);
-    if (!xs_mkdir(s->xs, XBT_NULL, dir) || !xs_watch(s->xs, s->state, "s") ||
-        !xs_watch(s->xs, s->runstate, "r")) {
-        perror("rsdm_sim: xenstore set-up");
-        return -1;
-    }
-    return 0;
+    return use_domain(s, (uint32_t)id);
 }
 
 /* The host, the vbd nodes, the dm by `spawn_fn`, then the domain unpaused
@@ -184,9 +191,17 @@ static int start_with(rsdm_sim *s, const rsdm_sim_opts *o,
 {
     if (start_host(s, o->name, o->vcpus) < 0)
         goto fail;
-    for (unsigned i = 0; i < o->ndisks; i++)
+    if (o->ndisks > RSDM_SIM_MAX_DISKS) {
+        fprintf(stderr, "rsdm_sim: %u disks, at most %d\n", o->ndisks, RSDM_SIM_MAX_DISKS);
+        goto fail;
+    }
+    for (unsigned i = 0; i < o->ndisks; i++) {
         if (write_vbd(s, &o->disks[i]) < 0)
             goto fail;
+        snprintf(s->disks[i].vdev, sizeof(s->disks[i].vdev), "%s", o->disks[i].vdev);
+        snprintf(s->disks[i].path, sizeof(s->disks[i].path), "%s", o->disks[i].path);
+    }
+    s->ndisks = o->ndisks;
     if (spawn_fn(s, o) < 0)
         goto fail;
     if (hv_domain_unpause(s->dom) < 0) {
@@ -379,6 +394,97 @@ int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restr
 {
     rsdm_sim_opts o = { .name = name, .vcpus = vcpus, .restricted = restricted };
     return start_with(s, &o, spawn_qmp_fresh);
+}
+
+int rsdm_sim_migrate_begin(rsdm_sim *s, char *file, size_t len)
+{
+    int rc = hv_domain_shutdown(s->dom, SHUTDOWN_suspend);
+    if (rc == 0)
+        rc = hv_domain_wait(s->dom, HV_WAIT_SHUT_DOWN, START_WAIT_MS);
+    if (rc < 0) {
+        fprintf(stderr, "rsdm_sim: domain %u did not suspend: %s\n", s->dom, strerror(-rc));
+        return -1;
+    }
+    if (!xs_write(s->xs, XBT_NULL, s->command, "save", 4)) {
+        perror("rsdm_sim: writing the save command");
+        return -1;
+    }
+    if (rsdm_sim_wait_value(s, s->state, "paused", START_WAIT_MS) < 0) {
+        fprintf(stderr, "rsdm_sim: the dm did not save (no `paused`; log %s)\n", s->log);
+        return -1;
+    }
+    rsdm_sim_save_path(s, file, len);
+    return 0;
+}
+
+/* The destination domain as `xl migrate-receive` builds it: paused, the
+ * source's shape, its RAM copied (the suspended source changes no more). */
+static int receive_domain(rsdm_sim *s)
+{
+    struct hv_domain_info info;
+    int id = hv_domain_info(s->dom, &info);
+    if (id == 0)
+        id = hv_domain_create(0, info.nr_vcpus, (unsigned)(info.mem_bytes >> 20), info.name);
+    if (id <= 0) {
+        fprintf(stderr, "rsdm_sim: creating the destination domain: %s\n", strerror(-id));
+        return -1;
+    }
+    struct hv_domain *to = hv_domain_get((uint32_t)id);
+    uint64_t from_size = 0, to_size = 0;
+    void *from_ram = hv_domain_ram(s->d, &from_size), *to_ram = to ? hv_domain_ram(to, &to_size) : NULL;
+    if (!from_ram || !to_ram || to_size != from_size) {
+        fprintf(stderr, "rsdm_sim: guest RAM of domain %u or %d not mapped\n", s->dom, id);
+        hv_domain_put(to);
+        hv_domain_destroy((uint32_t)id);
+        return -1;
+    }
+    memcpy(to_ram, from_ram, from_size);
+    hv_domain_put(to);
+    return id;
+}
+
+int rsdm_sim_migrate_finish(rsdm_sim *s, const char *file, const char *config)
+{
+    int id = receive_domain(s);
+    if (id < 0)
+        return -1;
+    uint32_t old = s->dom;
+    for (unsigned i = 0; i < s->ndisks; i++) {
+        rsdm_sim_disk disk = { s->disks[i].vdev, s->disks[i].path };
+        s->dom = (uint32_t)id;
+        int rc = write_vbd(s, &disk);
+        s->dom = old;
+        if (rc < 0)
+            return -1;
+    }
+    /* The source goes as after `xl migrate`: its dm, its domain, its nodes. */
+    int st = rsdm_sim_stop_dm(s);
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "rsdm_sim: the source's rsdm-sim ended with status %d (log %s)\n", st,
+                s->log);
+        return -1;
+    }
+    xs_unwatch(s->xs, s->state, "s");
+    xs_unwatch(s->xs, s->runstate, "r");
+    char p[96];
+    const char *dirs[] = { "/local/domain/0/device-model/", "/local/domain/0/backend/vbd/",
+                           "/local/domain/" };
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(p, sizeof(p), "%s%u", dirs[i], old);
+        xs_rm(s->xs, XBT_NULL, p);
+    }
+    hv_domain_put(s->d);
+    s->d = NULL;
+    int rc = hv_domain_destroy(old);
+    if (rc < 0)
+        fprintf(stderr, "rsdm_sim: destroying the source domain %u: %s\n", old, strerror(-rc));
+    if (use_domain(s, (uint32_t)id) < 0 || rc < 0 || rsdm_sim_restore_dm(s, file, config) < 0)
+        return -1;
+    if ((rc = hv_domain_unpause(s->dom)) < 0) {
+        fprintf(stderr, "rsdm_sim: unpausing domain %u: %s\n", s->dom, strerror(-rc));
+        return -1;
+    }
+    return 0;
 }
 
 int rsdm_sim_stop_dm(rsdm_sim *s)

@@ -23,6 +23,8 @@
 struct hv_domain;
 struct xs_handle;
 
+#define RSDM_SIM_MAX_DISKS 8
+
 typedef struct rsdm_sim {
     char dir[64];                      /* temporary directory, removed at the end */
     char bin[4096];                    /* $RSDM_BUILD/bin */
@@ -35,6 +37,9 @@ typedef struct rsdm_sim {
     char state[128], runstate[128], command[128];
     char qmp_path[128];                /* qemu-xen: the monitor socket */
     char log[128];                     /* rsdm-sim's stdout/stderr */
+    /* The disks as created, for the domain a migration creates. */
+    unsigned ndisks;
+    struct { char vdev[8], path[320]; } disks[RSDM_SIM_MAX_DISKS];
 } rsdm_sim;
 
 /* 0, or -1 with the reason on stderr (everything started is stopped). */
@@ -95,6 +100,20 @@ void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len);
  * does after a restore; the previous one must be stopped.  config may be
  * NULL.  0 once it wrote `running`, or -1. */
 int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config);
+/* Migration to a new domain on the same host, as libxl does it.
+ * rsdm_sim_migrate_begin suspends the domain (SHUTDOWN_suspend, until Xen
+ * says it is shut down: no vCPU has an ioreq outstanding) and has the dm
+ * save its state (traditional `save`, then `paused`); the file's path goes
+ * to `file`.  The caller then holds its vCPUs (guest_hv_freeze).
+ * rsdm_sim_migrate_finish creates the destination domain (a new domid,
+ * the same vCPUs, memory and vbd nodes), copies the guest RAM into it,
+ * ends the source's rsdm-sim, destroys the source domain, starts a new
+ * rsdm-sim for the new domid restoring the file and unpauses the new
+ * domain; from then on s->dom, s->d and the xenstore paths are the new
+ * domain's, and the caller moves its vCPUs there (guest_hv_move).  Each
+ * 0, or -1 with the reason on stderr. */
+int rsdm_sim_migrate_begin(rsdm_sim *s, char *file, size_t len);
+int rsdm_sim_migrate_finish(rsdm_sim *s, const char *file, const char *config);
 /* SIGTERM to rsdm-sim and reap it: its wait status, or -1. */
 int rsdm_sim_stop_dm(rsdm_sim *s);
 /* rsdm-sim (if still running), the domain, the hypervisor, xensim, the directory. */
