@@ -13,7 +13,15 @@
  *                   restores the file (-loadvm), as libxl does;
  *   save in error   a save/restore while the VM is stopped in io-error
  *                   with the failing command parked or halted: the new
- *                   rsdm-sim (on a healthy disk) re-issues it.
+ *                   rsdm-sim (on a healthy disk) re-issues it;
+ *   migrate         as libxl's migration: the domain suspended, the dm
+ *                   saves, a new domain (new domid) on the same in-process
+ *                   hypervisor receives the guest RAM, a new rsdm-sim for
+ *                   it restores the file, both vCPUs (the writers, in the
+ *                   middle of a command or not) continue there, the source
+ *                   domain and dm go (rsdm_sim_migrate_*, guest_hv_move);
+ *   migrate in error  the same while stopped in io-error: the parked
+ *                   command completes on the destination.
  *
  * Dialect: traditional only (xenstore commands); the soak does not drive
  * the qemu-xen dialect (QMP) yet.
@@ -43,6 +51,7 @@
 #include <unistd.h>
 
 #include "../lib/dual_guest.h"
+#include "guest_hv.h"
 #include "hv.h"
 
 #define SECTORS 16384u
@@ -81,7 +90,8 @@ static life cur, first, longest;
 static unsigned nlives;
 static long max_dfd, max_drss;
 static uint64_t rng = 0x853c49e6748fea9bull;
-static unsigned n_stopcont, n_burst, n_refail, n_save, n_save_err, n_nostop;
+static unsigned n_stopcont, n_burst, n_refail, n_save, n_save_err, n_migrate, n_migrate_err,
+    n_nostop;
 
 static uint64_t next(void)
 {
@@ -234,16 +244,23 @@ static void burst(void)
     n_burst++;
 }
 
-static void save_restore(bool in_error)
+/* The VM stopped in io-error with the failing command parked or halted,
+ * and the config a new rsdm-sim reads healthy (this one keeps its rule):
+ * false if the rule did not stop the VM. */
+static bool park_in_error(void)
 {
     char cfg[512];
-    if (in_error) {
-        if (!error_on(cfg, sizeof(cfg)))
-            return;
-        /* The new rsdm-sim reads a healthy config; this one keeps its rule. */
-        config_text(cfg, sizeof(cfg), NULL, 0);
-        CHECK(dual_guest_config(&G, cfg) == 0, "config");
-    }
+    if (!error_on(cfg, sizeof(cfg)))
+        return false;
+    config_text(cfg, sizeof(cfg), NULL, 0);
+    CHECK(dual_guest_config(&G, cfg) == 0, "config");
+    return true;
+}
+
+static void save_restore(bool in_error)
+{
+    if (in_error && !park_in_error())
+        return;
     CHECK(hv_domain_pause(G.sim.dom) == 0, "pausing the domain");
     CHECK(dual_guest_command(&G, "save") == 0, "save");
     if (rsdm_sim_wait_value(&G.sim, G.sim.state, "paused", WAIT_MS) < 0)
@@ -263,12 +280,44 @@ static void save_restore(bool in_error)
     life_begins();
 }
 
+/* As libxl's migration: the source suspended, the dm saves, a new domain
+ * on the same host receives the RAM, a new rsdm-sim for it restores the
+ * file, both vCPUs (the writers, mid-command or not) continue there and
+ * the source goes.  In io-error the parked command completes on the
+ * destination's healthy disk. */
+static void migrate(bool in_error)
+{
+    if (in_error && !park_in_error())
+        return;
+    uint32_t from = G.sim.dom;
+    char file[512];
+    CHECK(rsdm_sim_migrate_begin(&G.sim, file, sizeof(file)) == 0, "migrate: suspend and save");
+    life_ends();
+    for (unsigned d = 0; d < DUAL_DISKS; d++)
+        guest_hv_freeze(&G.bus[d]);
+    int rc = rsdm_sim_migrate_finish(&G.sim, file, G.conf);
+    for (unsigned d = 0; d < DUAL_DISKS; d++) {
+        char err[256];
+        CHECK(guest_hv_move(&G.bus[d], G.sim.dom, err, sizeof(err)) == 0, "%s", err);
+    }
+    CHECK(rc == 0 && G.sim.dom != from, "migrate from domain %u: the destination", from);
+    wait_runstate("running holds=");
+    if (in_error)
+        n_migrate_err++;
+    else
+        n_migrate++;
+    life_begins();
+}
+
 static void report(double elapsed)
 {
     printf("soak: %.0f s: writes %u+%u commands, %u stop/cont, %u bursts (%u re-failures), "
-           "%u save/restore, %u save/restore in io-error, %u rsdm-sim lives\n",
+           "%u save/restore, %u save/restore in io-error, %u migrations, %u migrations in "
+           "io-error (vCPU accesses continued on the destination: %lu), %u rsdm-sim lives, "
+           "domain %u\n",
            elapsed, atomic_load(&W[0].cmds), atomic_load(&W[1].cmds), n_stopcont, n_burst,
-           n_refail, n_save, n_save_err, nlives);
+           n_refail, n_save, n_save_err, n_migrate, n_migrate_err,
+           guest_hv_move_waits(&G.bus[0]) + guest_hv_move_waits(&G.bus[1]), nlives, G.sim.dom);
     fflush(stdout);
 }
 
@@ -315,11 +364,13 @@ int main(void)
     while (now_s() - t0 < (double)seconds) {
         bool long_life = (long)((now_s() - t0) / phase) % 2 == 1;
         cur.ops++;
-        switch (next() % (long_life ? 6 : 8)) {
+        switch (next() % (long_life ? 6 : 10)) {
         case 0: case 1: case 2: stop_cont(); break;
         case 3: case 4: case 5: burst(); break;
         case 6: save_restore(false); break;
-        default: save_restore(true); break;
+        case 7: save_restore(true); break;
+        case 8: migrate(false); break;
+        default: migrate(true); break;
         }
         let_guest_run(5 + (unsigned)(next() % 40));
         if (now_s() - last_report >= 60) {
