@@ -217,5 +217,5 @@ int ide_guest_wait_runstate(ide_guest *g, const char *want, int timeout_ms)
 
 int ide_guest_command(ide_guest *g, const char *cmd)
 {
-    return xs_write(g->sim.xs, XBT_NULL, g->sim.command, cmd, strlen(cmd)) ? 0 : -1;
+    return rsdm_sim_command(&g->sim, cmd);
 }

@@ -71,7 +71,8 @@ uint64_t ide_guest_null_hits(ide_guest *g);
 
 /* Waits until the runstate node reads `want` ("io-error holds=io-error"). */
 int ide_guest_wait_runstate(ide_guest *g, const char *want, int timeout_ms);
-/* Writes a traditional dialect command ("continue", "save", "stop"). */
+/* rsdm_sim_command: "stop" or "continue" in either dialect (traditional:
+ * any command, e.g. "save"). */
 int ide_guest_command(ide_guest *g, const char *cmd);
 
 #endif
