@@ -125,6 +125,7 @@ int dual_guest_start_dialect(dual_guest *g, const char *name, uint64_t sectors,
         }
         g->bus_open[d] = true;
         g->bus[d].timeout_ms = 30000;
+        guest_hv_set_movable(&g->bus[d], true);      /* the soak migrates the guest */
     }
     if (guest_fw_scan(&g->bus[0], &g->fw, true) < 0 ||
         guest_ide_init(&g->ide, &g->bus[DUAL_IDE], &g->fw) < 0) {

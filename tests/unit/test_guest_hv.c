@@ -5,8 +5,8 @@
  * domain's shared memory; an ISA IRQ raised by the hypervisor is seen.
  * A migration to another domain (guest_hv_freeze/guest_hv_move): an
  * access and an interrupt wait that found the source suspended or gone
- * run again on the destination; a powered-off domain's access fails at
- * once.
+ * run again on the destination; a powered-off domain's access, or a
+ * suspended one's on a bus not made movable, fails at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -152,6 +152,7 @@ static void test_move_to_another_domain(void **state)
     struct guest_bus b;
     char err[256];
     assert_int_equal(guest_hv_open(&b, from, 1, 1u << 20, err, sizeof(err)), 0);
+    guest_hv_set_movable(&b, true);
     uint64_t gpa = guest_ram_alloc(&b, 4096, 4096);
     uint8_t out[4096], in[4096];
     for (unsigned i = 0; i < sizeof(out); i++)
@@ -198,6 +199,17 @@ static void test_move_to_another_domain(void **state)
     assert_non_null(strstr(err, "no such domain"));
     assert_int_equal(guest_inb(&b, 0x3f8, &rd.v8), 0);
     assert_int_equal(null_reads(to), 2);
+
+    /* Suspended, a bus not made movable fails at once, as before moves. */
+    guest_hv_set_movable(&b, false);
+    assert_int_equal(hv_domain_shutdown(to, SHUTDOWN_suspend), 0);
+    assert_int_equal(guest_inb(&b, 0x3f8, &rd.v8), -1);
+    assert_non_null(strstr(guest_bus_error(&b), strerror(ESHUTDOWN)));
+    assert_int_equal(guest_hv_move_waits(&b), 2);
+    assert_int_equal(hv_domain_resume(to, false), 0);
+    guest_bus_close(&b);
+    assert_int_equal(guest_hv_open(&b, to, 1, 1u << 20, err, sizeof(err)), 0);
+    guest_hv_set_movable(&b, true);
 
     /* Powered off, nothing continues elsewhere: the access fails at once. */
     assert_int_equal(hv_domain_shutdown(to, SHUTDOWN_poweroff), 0);

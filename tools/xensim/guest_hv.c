@@ -18,6 +18,7 @@ struct gh {
     pthread_mutex_t mu;         /* d changes under it too ... */
     pthread_cond_t moved;       /* ... and this is broadcast */
     atomic_ulong move_waits;
+    atomic_bool movable;        /* guest_hv_set_movable */
     struct hv_domain *d;
     unsigned vcpu;
     uint8_t *ram;
@@ -53,8 +54,8 @@ static bool await_move(struct gh *g, uint32_t was, int timeout_ms)
 {
     struct hv_domain_info i;
     int r = hv_domain_info(was, &i);
-    bool movable = r < 0 || (i.shutting_down && !i.crashed &&
-                             i.shutdown_reason == SHUTDOWN_suspend);
+    bool movable = atomic_load(&g->movable) &&
+                   (r < 0 || (i.shutting_down && !i.crashed && i.shutdown_reason == SHUTDOWN_suspend));
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
     long long ns = end.tv_nsec + (long long)timeout_ms * 1000000;
@@ -305,6 +306,12 @@ unsigned long guest_hv_move_waits(struct guest_bus *b)
 {
     struct gh *g = b->priv;
     return atomic_load(&g->move_waits);
+}
+
+void guest_hv_set_movable(struct guest_bus *b, bool movable)
+{
+    struct gh *g = b->priv;
+    atomic_store(&g->movable, movable);
 }
 
 void guest_hv_freeze(struct guest_bus *b)

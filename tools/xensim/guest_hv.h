@@ -32,7 +32,10 @@ void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_r
  * held by the freeze run again on the new domain, as a vCPU executes the
  * instruction it was suspended before; an interrupt wait moves with it.
  * Freeze and move from the same thread; a failed move (-1, reason in err)
- * leaves the vCPU on the old domain and releases the freeze. */
+ * leaves the vCPU on the old domain and releases the freeze.  Only a bus
+ * made movable waits for a move (bounded by its timeout); on any other an
+ * access to a suspended domain fails at once, as before. */
+void guest_hv_set_movable(struct guest_bus *b, bool movable);
 void guest_hv_freeze(struct guest_bus *b);
 int guest_hv_move(struct guest_bus *b, uint32_t domid, char *err, size_t errlen);
 /* Accesses and interrupt waits of this vCPU that found its domain
