@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "../lib/proc_util.h"
 #include "../lib/xsim_emu.h"
 #include "dm_disks.h"
 #include "dm_log.h"
@@ -650,13 +651,8 @@ static void test_retry_granularity(void **state)
  * the lock is held elsewhere. */
 static int lock_image(fixture *f)
 {
-    int fd = open(f->img, O_RDWR);
-    assert_true(fd >= 0);
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-        close(fd);
-        return -1;
-    }
+    int fd = proc_lock_image(f->img);
+    assert_true(fd != -2);
     return fd;
 }
 

@@ -363,7 +363,7 @@ static void run_diskload(struct fx *f, struct guest_diskload *l, unsigned steps)
     assert_non_null(buf);
     uint64_t rng[2] = { 0x1234567, 0x89abcdef };
     for (unsigned i = 0; i < steps; i++)
-        BUS_OK(f, guest_diskload_step(l, &f->bus, i % 2, 2, &rng[i % 2], buf));
+        BUS_OK(f, guest_diskload_step(l, &f->bus, i % 2, 2, &rng[i % 2], buf, NULL));
     for (unsigned part = 0; part < 2; part++)
         BUS_OK(f, guest_diskload_verify(l, &f->bus, part, 2, buf));
     free(buf);

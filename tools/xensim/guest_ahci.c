@@ -59,8 +59,9 @@ static int wait_reg(struct guest_ahci *h, uint64_t reg, uint32_t mask, uint32_t 
     int64_t deadline = now_ms() + h->bus->timeout_ms;
     for (;;) {
         uint32_t v;
-        if (rd(h, reg, &v) < 0)
-            return -1;
+        int rc = rd(h, reg, &v);
+        if (rc < 0)
+            return rc;
         /* All-ones usually means the access reached nothing; PxCI and
          * PxSACT legitimately read so with all 32 slots busy. */
         bool slot_reg = reg == h->port + P_CI || reg == h->port + P_SACT;
@@ -163,10 +164,15 @@ static void h2d(uint8_t fis[20], uint8_t cmd, uint64_t lba, uint16_t count, uint
  * task-file error. */
 static int complete(struct guest_ahci *h, uint32_t bits, bool ncq, const char *what)
 {
-    if (wait_reg(h, h->port + P_CI, bits, 0, what) < 0)
-        return -1;
-    if (ncq && wait_reg(h, h->port + P_SACT, bits, 0, what) < 0)
-        return -1;
+    /* Only these polls may be frozen by a suspend: the commands are
+     * issued, nothing of them is left to send (guest_bus.h). */
+    h->bus->completing = true;
+    int rc = wait_reg(h, h->port + P_CI, bits, 0, what);
+    if (rc == 0 && ncq)
+        rc = wait_reg(h, h->port + P_SACT, bits, 0, what);
+    h->bus->completing = false;
+    if (rc < 0)
+        return rc;
     uint32_t is, tfd;
     if (rd(h, h->port + P_IS, &is) < 0 || rd(h, h->port + P_TFD, &tfd) < 0 ||
         wr(h, h->port + P_IS, is) < 0)
@@ -178,12 +184,20 @@ static int complete(struct guest_ahci *h, uint32_t bits, bool ncq, const char *w
     return 0;
 }
 
-static int one(struct guest_ahci *h, uint8_t cmd, bool write, uint64_t lba, unsigned count,
-               size_t bytes, const char *what)
+static int issue_one(struct guest_ahci *h, uint8_t cmd, bool write, uint64_t lba,
+                     unsigned count, size_t bytes)
 {
     uint8_t fis[20];
     h2d(fis, cmd, lba, (uint16_t)count, 0);
     if (build(h, 0, fis, write, bytes) < 0 || wr(h, h->port + P_CI, 1) < 0)
+        return -1;
+    return 0;
+}
+
+static int one(struct guest_ahci *h, uint8_t cmd, bool write, uint64_t lba, unsigned count,
+               size_t bytes, const char *what)
+{
+    if (issue_one(h, cmd, write, lba, count, bytes) < 0)
         return -1;
     return complete(h, 1, false, what);
 }
@@ -209,17 +223,30 @@ int guest_ahci_identify(struct guest_ahci *h, uint16_t id[256])
     return 0;
 }
 
-int guest_ahci_rw(struct guest_ahci *h, bool write, uint64_t lba, unsigned count, void *buf)
+int guest_ahci_rw_start(struct guest_ahci *h, bool write, uint64_t lba, unsigned count,
+                        const void *buf)
 {
     if (check_io(h, lba, count) < 0)
         return -1;
     size_t bytes = (size_t)count * 512;
     if (write && guest_mem_write(h->bus, h->data[0], buf, bytes) < 0)
         return -1;
-    if (one(h, write ? 0x35 : 0x25, write, lba, count, bytes,
-            write ? "WRITE DMA EXT" : "READ DMA EXT") < 0)
+    return issue_one(h, write ? 0x35 : 0x25, write, lba, count, bytes);
+}
+
+int guest_ahci_rw_finish(struct guest_ahci *h, bool write, unsigned count, void *buf)
+{
+    int rc = complete(h, 1, false, write ? "WRITE DMA EXT" : "READ DMA EXT");
+    if (rc < 0)
+        return rc;
+    return write ? 0 : guest_mem_read(h->bus, h->data[0], buf, (size_t)count * 512);
+}
+
+int guest_ahci_rw(struct guest_ahci *h, bool write, uint64_t lba, unsigned count, void *buf)
+{
+    if (guest_ahci_rw_start(h, write, lba, count, buf) < 0)
         return -1;
-    return write ? 0 : guest_mem_read(h->bus, h->data[0], buf, bytes);
+    return guest_ahci_rw_finish(h, write, count, buf);
 }
 
 int guest_ahci_flush(struct guest_ahci *h)
@@ -227,7 +254,7 @@ int guest_ahci_flush(struct guest_ahci *h)
     return one(h, 0xea, false, 0, 0, 0, "FLUSH CACHE EXT");
 }
 
-int guest_ahci_ncq(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n)
+int guest_ahci_ncq_start(struct guest_ahci *h, const struct guest_ahci_io *io, unsigned n)
 {
     if (!h->ncq)
         return guest_bus_fail(h->bus, "ahci: the HBA does not support NCQ");
@@ -250,13 +277,26 @@ int guest_ahci_ncq(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n)
     /* PxSACT before PxCI, as the spec requires, all tags at once. */
     if (wr(h, h->port + P_SACT, bits) < 0 || wr(h, h->port + P_CI, bits) < 0)
         return -1;
-    if (complete(h, bits, true, "NCQ batch") < 0)
-        return -1;
+    return 0;
+}
+
+int guest_ahci_ncq_finish(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n)
+{
+    int rc = complete(h, n >= 32 ? 0xffffffffu : (1u << n) - 1, true, "NCQ batch");
+    if (rc < 0)
+        return rc;
     for (unsigned t = 0; t < n; t++)
         if (!io[t].write &&
             guest_mem_read(h->bus, h->data[t], io[t].buf, (size_t)io[t].count * 512) < 0)
             return -1;
     return 0;
+}
+
+int guest_ahci_ncq(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n)
+{
+    if (guest_ahci_ncq_start(h, io, n) < 0)
+        return -1;
+    return guest_ahci_ncq_finish(h, io, n);
 }
 
 int guest_ahci_init(struct guest_ahci *h, struct guest_bus *b, const struct guest_fw *fw)

@@ -36,10 +36,20 @@ struct guest_ahci_io {
 int guest_ahci_init(struct guest_ahci *h, struct guest_bus *b, const struct guest_fw *fw);
 int guest_ahci_comreset(struct guest_ahci *h);
 int guest_ahci_identify(struct guest_ahci *h, uint16_t id[256]);
-/* READ/WRITE DMA EXT, one command. */
+/* READ/WRITE DMA EXT, one command.  0, -1 (the error is in the bus) or
+ * GUEST_FROZEN from the completion polls (then the _finish half continues
+ * them after a resume). */
 int guest_ahci_rw(struct guest_ahci *h, bool write, uint64_t lba, unsigned count, void *buf);
 int guest_ahci_flush(struct guest_ahci *h);
-/* n NCQ commands (n <= nslots), all issued before any is waited for. */
+/* n NCQ commands (n <= nslots, tags 0..n-1), all issued before any is
+ * waited for; returns as guest_ahci_rw. */
 int guest_ahci_ncq(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n);
+/* The halves of both: the data placed and the command(s) issued; the wait
+ * for completion and the checks (a read copies the data back to buf). */
+int guest_ahci_rw_start(struct guest_ahci *h, bool write, uint64_t lba, unsigned count,
+                        const void *buf);
+int guest_ahci_rw_finish(struct guest_ahci *h, bool write, unsigned count, void *buf);
+int guest_ahci_ncq_start(struct guest_ahci *h, const struct guest_ahci_io *io, unsigned n);
+int guest_ahci_ncq_finish(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n);
 
 #endif

@@ -61,8 +61,9 @@ static void note_value(struct guest_bus *b, uint64_t v, unsigned size)
 
 static int pio_in(struct guest_bus *b, uint16_t port, unsigned size, uint32_t *v)
 {
-    if (b->ops->pio_in(b, port, size, v) < 0)
-        return -1;
+    int rc = b->ops->pio_in(b, port, size, v);
+    if (rc < 0)
+        return rc;
     note_value(b, *v, size);
     return 0;
 }
@@ -70,8 +71,9 @@ static int pio_in(struct guest_bus *b, uint16_t port, unsigned size, uint32_t *v
 int guest_inb(struct guest_bus *b, uint16_t port, uint8_t *v)
 {
     uint32_t x = 0;
-    if (pio_in(b, port, 1, &x) < 0)
-        return -1;
+    int rc = pio_in(b, port, 1, &x);
+    if (rc < 0)
+        return rc;
     *v = (uint8_t)x;
     return 0;
 }
@@ -79,8 +81,9 @@ int guest_inb(struct guest_bus *b, uint16_t port, uint8_t *v)
 int guest_inw(struct guest_bus *b, uint16_t port, uint16_t *v)
 {
     uint32_t x = 0;
-    if (pio_in(b, port, 2, &x) < 0)
-        return -1;
+    int rc = pio_in(b, port, 2, &x);
+    if (rc < 0)
+        return rc;
     *v = (uint16_t)x;
     return 0;
 }
@@ -108,8 +111,9 @@ int guest_outl(struct guest_bus *b, uint16_t port, uint32_t v)
 int guest_readl(struct guest_bus *b, uint64_t addr, uint32_t *v)
 {
     uint64_t x = 0;
-    if (b->ops->mmio_read(b, addr, 4, &x) < 0)
-        return -1;
+    int rc = b->ops->mmio_read(b, addr, 4, &x);
+    if (rc < 0)
+        return rc;
     note_value(b, x, 4);
     *v = (uint32_t)x;
     return 0;

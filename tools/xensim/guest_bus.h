@@ -33,7 +33,8 @@ struct guest_bus_ops {
     int (*mem_read)(struct guest_bus *b, uint64_t gpa, void *buf, size_t len);
     int (*mem_write)(struct guest_bus *b, uint64_t gpa, const void *buf, size_t len);
     /* Wait until interrupt line `gsi` is asserted, at most timeout_ms.
-     * Returns 1 when asserted, 0 on timeout, -1 on a transport error. */
+     * Returns 1 when asserted, 0 on timeout, -1 on a transport error,
+     * GUEST_FROZEN (see below). */
     int (*irq_wait)(struct guest_bus *b, unsigned gsi, int timeout_ms);
     /* Current level of line `gsi` (0/1), -1 on error. */
     int (*irq_level)(struct guest_bus *b, unsigned gsi);
@@ -45,6 +46,15 @@ struct guest_bus_ops {
 };
 
 #define GUEST_BUS_ERRLEN 512
+
+/* Returned instead of -1 by an access or interrupt wait in which the vCPU
+ * was frozen: the toolstack suspended the guest (SHUTDOWN_suspend, which
+ * needs no guest cooperation) while the domain was paused and the vCPU
+ * waited for a started command to complete.  No error is recorded; the
+ * caller keeps what it needs to continue that wait after a resume.  Only
+ * with `resumable` and `completing` both set (below); back-ends without a
+ * notion of suspend never return it. */
+#define GUEST_FROZEN (-2)
 #define GUEST_NR_GSIS 48u
 
 struct guest_bus {
@@ -57,6 +67,11 @@ struct guest_bus {
     /* Counted by the accessors: a read of all-ones usually means the
      * access reached nothing (Xen's null handler, an unmapped BAR). */
     uint64_t all_ones_reads;
+    /* A vCPU may be frozen (GUEST_FROZEN) only where both hold: the caller
+     * can continue the command after a resume (`resumable`, the disk
+     * load's requests), and the driver is waiting for that command to
+     * complete (`completing`: nothing of it is left to issue). */
+    bool resumable, completing;
 };
 
 /* Set up the generic part; RAM [ram_base, ram_end) is handed out by

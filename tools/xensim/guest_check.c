@@ -91,6 +91,13 @@ uint64_t guest_check_fill(struct guest_check *k, uint64_t lba, uint8_t sec[512])
     return seq;
 }
 
+uint64_t guest_check_sector_seq(const uint8_t sec[512])
+{
+    uint64_t seq;
+    memcpy(&seq, sec + 16, 8);
+    return seq;
+}
+
 static int ledger_get(struct guest_check *k, struct guest_bus *b, uint64_t lba, uint64_t e[2])
 {
     return guest_mem_read(b, k->ledger + lba * 16, e, 16);

@@ -47,6 +47,8 @@ void guest_check_destroy(struct guest_check *k);
 void guest_check_sum(struct guest_check_counters *dst, const struct guest_check_counters *src);
 /* A fresh sequence number and the sector image that carries it. */
 uint64_t guest_check_fill(struct guest_check *k, uint64_t lba, uint8_t sec[512]);
+/* The sequence number a sector image from guest_check_fill carries. */
+uint64_t guest_check_sector_seq(const uint8_t sec[512]);
 /* The device acknowledged the write of `seq` to `lba`: advance the ledger. */
 int guest_check_acked(struct guest_check *k, uint64_t lba, uint64_t seq);
 /* Classify a sector read back (does not count). */

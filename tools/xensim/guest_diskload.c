@@ -5,6 +5,9 @@
 
 #include "guest_diskload.h"
 
+/* Each request's slice of the caller's buffer. */
+#define STRIDE ((size_t)GUEST_IDE_MAX_SECTORS * 512)
+
 static uint64_t rnd(uint64_t *s)
 {
     *s ^= *s << 13;
@@ -65,52 +68,135 @@ static int check_part(struct guest_diskload *l, struct guest_bus *b, unsigned pa
     return 0;
 }
 
+/* The round's command(s): started, or after a resume (`started`) only
+ * waited for.  0, -1 or GUEST_FROZEN. */
+static int cmds(struct guest_diskload *l, struct guest_ahci_io *io, unsigned n, bool started)
+{
+    if (l->ide) {
+        if (!started && guest_ide_dma_start(l->ide, io[0].write, (uint32_t)io[0].lba,
+                                            io[0].count, io[0].buf) < 0)
+            return -1;
+        return guest_ide_dma_finish(l->ide, io[0].write, io[0].count, io[0].buf);
+    }
+    if (n > 1) {
+        if (!started && guest_ahci_ncq_start(l->ahci, io, n) < 0)
+            return -1;
+        return guest_ahci_ncq_finish(l->ahci, io, n);
+    }
+    if (!started && guest_ahci_rw_start(l->ahci, io[0].write, io[0].lba, io[0].count,
+                                        io[0].buf) < 0)
+        return -1;
+    return guest_ahci_rw_finish(l->ahci, io[0].write, io[0].count, io[0].buf);
+}
+
+static void keep_pending(struct guest_diskload_pending *p, unsigned phase, unsigned attempt,
+                         const struct guest_ahci_io *io, unsigned n)
+{
+    memset(p, 0, sizeof(*p));
+    p->phase = phase;
+    p->n = n;
+    p->attempt = attempt;
+    for (unsigned q = 0; q < n; q++) {
+        p->io[q].lba = io[q].lba;
+        p->io[q].count = io[q].count;
+    }
+}
+
+/* A round from `phase` on: the write (its `attempt`; its command(s)
+ * already started when `started`), the ledger, the read-back, the
+ * verdicts.  Each sector's sequence number is the one in the data
+ * written (guest_check_fill). */
+static int round_from(struct guest_diskload *l, struct guest_bus *b, struct guest_ahci_io *io,
+                      unsigned n, unsigned phase, unsigned attempt, bool started,
+                      struct guest_diskload_pending *pend)
+{
+    int rc = 0;
+    pthread_mutex_lock(l->lock);
+    run_on(l, b);
+    b->resumable = pend != NULL;
+    if (phase == GUEST_DISKLOAD_WRITING) {
+        for (;; attempt++, started = false) {
+            rc = cmds(l, io, n, started);
+            if (rc == 0 || rc == GUEST_FROZEN || attempt >= 1 ||
+                (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
+                break;
+        }
+        if (rc == GUEST_FROZEN)
+            keep_pending(pend, GUEST_DISKLOAD_WRITING, attempt, io, n);
+        for (unsigned q = 0; q < n && rc == 0; q++)
+            for (unsigned i = 0; i < io[q].count && rc == 0; i++)
+                rc = guest_check_acked_on(l->chk, b, io[q].lba + i,
+                                          guest_check_sector_seq((uint8_t *)io[q].buf + 512 * i));
+        for (unsigned q = 0; q < n; q++)
+            io[q].write = false;
+        started = false;
+    }
+    if (rc == 0) {
+        rc = cmds(l, io, n, started);
+        if (rc == GUEST_FROZEN)
+            keep_pending(pend, GUEST_DISKLOAD_READING, 0, io, n);
+    }
+    b->resumable = false;
+    pthread_mutex_unlock(l->lock);
+    if (rc < 0)
+        return rc;
+    for (unsigned q = 0; q < n; q++)
+        classify(l, b, io[q].lba, io[q].count, io[q].buf);
+    return 0;
+}
+
 int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned part,
-                        unsigned nparts, uint64_t *rng, uint8_t *buf)
+                        unsigned nparts, uint64_t *rng, uint8_t *buf,
+                        struct guest_diskload_pending *pend)
 {
     uint64_t per;
     if (check_part(l, b, part, nparts, &per) < 0)
         return -1;
-    struct guest_check *chk = l->chk;
     unsigned qd = l->ahci ? l->qd : 1;
     unsigned span = l->size_max - l->size_min + 1;
-    const size_t stride = (size_t)GUEST_IDE_MAX_SECTORS * 512;
     struct guest_ahci_io io[GUEST_AHCI_SLOTS];
-    uint64_t seqs[GUEST_AHCI_SLOTS][GUEST_IDE_MAX_SECTORS];
     /* qd requests, each in its own slice of the part so none overlap */
     uint64_t slice = per / qd, base = per * part;
     for (unsigned q = 0; q < qd; q++) {
         unsigned n = l->size_min + (unsigned)(rnd(rng) % span);
         uint64_t lba = base + slice * q + rnd(rng) % (slice - n + 1);
         io[q] = (struct guest_ahci_io){ .write = true, .lba = lba, .count = n,
-                                        .buf = buf + stride * q };
+                                        .buf = buf + STRIDE * q };
         for (unsigned i = 0; i < n; i++)
-            seqs[q][i] = guest_check_fill(chk, lba + i, buf + stride * q + 512 * i);
+            (void)guest_check_fill(l->chk, lba + i, buf + STRIDE * q + 512 * i);
     }
-    pthread_mutex_lock(l->lock);
-    run_on(l, b);
-    int rc = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
-                    : rw(l, true, io[0].lba, io[0].count, io[0].buf);
-        if (rc == 0 || attempt == 1 || (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
-            break;
+    return round_from(l, b, io, qd, GUEST_DISKLOAD_WRITING, 0, false, pend);
+}
+
+int guest_diskload_resume(struct guest_diskload *l, struct guest_bus *b, uint8_t *buf,
+                          struct guest_diskload_pending *pend)
+{
+    struct guest_diskload_pending p = *pend;
+    if (p.phase == GUEST_DISKLOAD_IDLE)
+        return 0;
+    /* It came back from guest RAM: checked as any input. */
+    if ((p.phase != GUEST_DISKLOAD_WRITING && p.phase != GUEST_DISKLOAD_READING) ||
+        p.n == 0 || p.n > GUEST_AHCI_SLOTS || (l->ide && p.n != 1) || p.attempt > 1)
+        return guest_bus_fail(b, "diskload: resume: a bad frozen round (phase %u, %u commands, "
+                              "attempt %u)", p.phase, p.n, p.attempt);
+    struct guest_ahci_io io[GUEST_AHCI_SLOTS];
+    for (unsigned q = 0; q < p.n; q++) {
+        unsigned c = p.io[q].count;
+        if (c == 0 || c > GUEST_IDE_MAX_SECTORS || p.io[q].lba >= l->chk->nsectors ||
+            c > l->chk->nsectors - p.io[q].lba)
+            return guest_bus_fail(b, "diskload: resume: frozen command %u (sectors %llu+%u) "
+                                  "outside the %llu checked sectors", q,
+                                  (unsigned long long)p.io[q].lba, c,
+                                  (unsigned long long)l->chk->nsectors);
+        io[q] = (struct guest_ahci_io){ .write = p.phase == GUEST_DISKLOAD_WRITING,
+                                        .lba = p.io[q].lba, .count = c, .buf = buf + STRIDE * q };
+        /* The data of a write in flight is in the driver's DMA buffer. */
+        uint64_t dma = l->ide ? l->ide->buf : l->ahci->data[q];
+        if (io[q].write && guest_mem_read(b, dma, io[q].buf, (size_t)c * 512) < 0)
+            return -1;
     }
-    for (unsigned q = 0; q < qd && rc == 0; q++)
-        for (unsigned i = 0; i < io[q].count && rc == 0; i++)
-            rc = guest_check_acked_on(chk, b, io[q].lba + i, seqs[q][i]);
-    if (rc == 0) {
-        for (unsigned q = 0; q < qd; q++)
-            io[q].write = false;
-        rc = qd > 1 ? guest_ahci_ncq(l->ahci, io, qd)
-                    : rw(l, false, io[0].lba, io[0].count, io[0].buf);
-    }
-    pthread_mutex_unlock(l->lock);
-    if (rc < 0)
-        return -1;
-    for (unsigned q = 0; q < qd; q++)
-        classify(l, b, io[q].lba, io[q].count, io[q].buf);
-    return 0;
+    pend->phase = GUEST_DISKLOAD_IDLE;
+    return round_from(l, b, io, p.n, p.phase, p.attempt, true, pend);
 }
 
 int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigned part,

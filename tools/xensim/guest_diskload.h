@@ -29,13 +29,36 @@ struct guest_diskload {
     const atomic_bool *stop;     /* set: no retry after a failure (NULL: none) */
 };
 
+/* A round whose vCPU was frozen (GUEST_FROZEN) while its command(s)
+ * were in flight: what a resume needs to wait for them and finish the
+ * round.  Kept by the runner in guest RAM with its other state; the data
+ * written and read lies in the drivers' DMA buffers, also guest RAM, and
+ * each sector carries its sequence number (guest_check_fill). */
+enum { GUEST_DISKLOAD_IDLE, GUEST_DISKLOAD_WRITING, GUEST_DISKLOAD_READING };
+struct guest_diskload_pending {
+    uint32_t phase;      /* GUEST_DISKLOAD_* */
+    uint32_t n;          /* commands (AHCI NCQ: n > 1, tags 0..n-1) */
+    uint32_t attempt;    /* of the write: 1 after a failure and a re-init */
+    uint32_t pad;
+    struct { uint64_t lba; uint32_t count, pad; } io[GUEST_AHCI_SLOTS];
+};
+
 /* One round of requests in part `part` of `nparts`, made through `b`,
  * the calling vCPU's bus (the driver's accesses, the ledger, the error
  * on a failure: never another vCPU's, whose access may be in flight);
  * rng is the caller's xorshift state, buf GUEST_DISKLOAD_BUF bytes.
- * 0 or -1 (the error is in b). */
+ * 0 or -1 (the error is in b); with `pend` (NULL: never) also
+ * GUEST_FROZEN: the vCPU was frozen waiting for a command (guest_bus.h)
+ * and *pend says what guest_diskload_resume must finish. */
 int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned part,
-                        unsigned nparts, uint64_t *rng, uint8_t *buf);
+                        unsigned nparts, uint64_t *rng, uint8_t *buf,
+                        struct guest_diskload_pending *pend);
+/* After a resume: waits for the frozen round's command(s) (the dm may have
+ * completed them meanwhile, or re-issues them at its start) and finishes
+ * the round as guest_diskload_step would; pend->phase is IDLE afterwards
+ * unless frozen again.  Returns as guest_diskload_step. */
+int guest_diskload_resume(struct guest_diskload *l, struct guest_bus *b, uint8_t *buf,
+                          struct guest_diskload_pending *pend);
 /* Flush, then read and classify every sector of the part (through b). */
 int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigned part,
                           unsigned nparts, uint8_t *buf);

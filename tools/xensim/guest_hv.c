@@ -24,13 +24,20 @@ struct gh {
     uint8_t *ram;
     uint64_t ram_size;
     const atomic_bool *abort;   /* set: stop waiting for a paused vCPU */
+    const atomic_bool *suspend; /* set: the toolstack suspends the guest */
     pthread_rwlock_t *exec;     /* held (read) while this vCPU writes RAM */
 };
 
-void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_rwlock_t *exec)
+/* How often a waiting vCPU that may be frozen looks at the suspend
+ * request and the domain's pause (a wait itself is woken by its event). */
+#define GH_FREEZE_POLL_MS 50
+
+void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort,
+                        const atomic_bool *suspend, pthread_rwlock_t *exec)
 {
     struct gh *g = b->priv;
     g->abort = abort;
+    g->suspend = suspend;
     g->exec = exec;
 }
 
@@ -39,17 +46,69 @@ static bool aborted(const struct gh *g)
     return g->abort && atomic_load(g->abort);
 }
 
-static bool domain_paused(const struct gh *g)
+static bool domain_paused(const struct hv_domain *d)
 {
     struct hv_domain_info i;
-    return hv_domain_info(hv_domain_id(g->d), &i) == 0 && i.paused;
+    return hv_domain_info(hv_domain_id(d), &i) == 0 && i.paused;
+}
+
+/* A toolstack suspend freezes a vCPU only where its caller can continue
+ * (guest_bus.h: a command's completion wait) and only while the domain is
+ * paused: a running vCPU finishes what it does, as with every stop. */
+static bool may_freeze(const struct guest_bus *b, const struct gh *g)
+{
+    return b->resumable && b->completing && g->suspend && atomic_load(g->suspend);
+}
+
+/* One access on domain d: 0, GUEST_FROZEN, or a negative errno. */
+static int io_on(struct guest_bus *b, struct hv_domain *d, ioreq_t *rq)
+{
+    struct gh *g = b->priv;
+    ioreq_t r = *rq;
+    uint8_t dir = r.dir;
+    bool freezable = b->resumable && b->completing && g->suspend;
+    int slice = freezable ? GH_FREEZE_POLL_MS : b->timeout_ms;
+    int rc = hv_vcpu_io(d, g->vcpu, &r, slice);
+    if (rc == -EBUSY && g->abort) {
+        /* A read this vCPU was frozen in (below) was answered while the
+         * domain stayed paused; the vCPU, running again, takes that answer
+         * and repeats the read, as the instruction it was in would. */
+        ioreq_t old = r;
+        if (hv_vcpu_io_wait(d, g->vcpu, &old, b->timeout_ms) == 0)
+            rc = hv_vcpu_io(d, g->vcpu, &r, slice);
+    }
+    /* A paused vCPU simply stays paused (nothing was sent), however long
+     * the dm or the toolstack keeps it so; only a runner tearing down
+     * gives up, and a suspend freezes it where that is allowed. */
+    while (rc == -EAGAIN && g->abort && !aborted(g)) {
+        if (may_freeze(b, g))
+            return GUEST_FROZEN;
+        rc = hv_vcpu_io(d, g->vcpu, &r, slice);
+    }
+    /* Still outstanding: a real vCPU keeps waiting.  While the domain is
+     * paused the answer cannot be taken, so that wait is not counted;
+     * a running domain gets one more bound.  A read (the completion
+     * polls) may be frozen here: it is repeated after the resume. */
+    for (int waited = slice; rc == -ETIMEDOUT && !aborted(g);) {
+        bool paused = g->abort && domain_paused(d);
+        if (paused && dir == IOREQ_READ && may_freeze(b, g))
+            return GUEST_FROZEN;
+        if (!paused && waited >= 2 * b->timeout_ms)
+            break;
+        if (!paused)
+            waited += slice;
+        rc = hv_vcpu_io_wait(d, g->vcpu, &r, slice);
+    }
+    *rq = r;
+    return rc;
 }
 
 /* After an access found domain `was` shut down: whether to run it again
  * because the vCPU moved to another domain.  Only a suspended domain's
  * vCPU continues elsewhere (or one whose domain is already gone, as the
- * toolstack destroys the source before the move completes): the wait for
- * the move is bounded by timeout_ms.  A crash or a poweroff ends it. */
+ * toolstack destroys the source before the move completes), and only on
+ * a movable bus: the wait for the move is bounded by timeout_ms.  A crash
+ * or a poweroff ends it. */
 static bool await_move(struct gh *g, uint32_t was, int timeout_ms)
 {
     struct hv_domain_info i;
@@ -86,26 +145,6 @@ static struct hv_domain *current_domain(struct guest_bus *b)
     return d;
 }
 
-static int io_on(struct guest_bus *b, struct hv_domain *d, ioreq_t *r)
-{
-    struct gh *g = b->priv;
-    int rc = hv_vcpu_io(d, g->vcpu, r, b->timeout_ms);
-    /* A paused vCPU simply stays paused (nothing was sent), however long
-     * the dm or the toolstack keeps it so; only a runner tearing down
-     * gives up. */
-    while (rc == -EAGAIN && g->abort && !aborted(g))
-        rc = hv_vcpu_io(d, g->vcpu, r, b->timeout_ms);
-    /* Still outstanding: a real vCPU keeps waiting.  While the domain is
-     * paused the answer cannot be taken, so that wait is not counted;
-     * a running domain gets one more bound. */
-    for (int waits = 0; rc == -ETIMEDOUT && !aborted(g);) {
-        if (!(g->abort && domain_paused(g)) && ++waits > 1)
-            break;
-        rc = hv_vcpu_io_wait(d, g->vcpu, r, b->timeout_ms);
-    }
-    return rc;
-}
-
 static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, unsigned size,
               uint64_t *data)
 {
@@ -127,6 +166,8 @@ static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, uns
         if (rc != -ESHUTDOWN || !await_move(g, id, b->timeout_ms))
             break;
     }
+    if (rc == GUEST_FROZEN)
+        return rc;
     if (rc < 0)
         return guest_bus_fail(b, "hv: vCPU %u %s %s 0x%llx size %u: %s", g->vcpu,
                               type == IOREQ_TYPE_PIO ? "port" : "MMIO",
@@ -177,7 +218,7 @@ static int gh_mem_read(struct guest_bus *b, uint64_t gpa, void *buf, size_t len)
 }
 
 /* One store through the p2m on the current domain: 0, or a negative errno
- * (-ESHUTDOWN with *was set when that domain is shut down). */
+ * (*was: the domain's id). */
 static int store(struct guest_bus *b, uint64_t gpa, const void *buf, size_t len,
                  uint32_t *was)
 {
@@ -229,26 +270,41 @@ static int gh_mem_write(struct guest_bus *b, uint64_t gpa, const void *buf, size
     }
 }
 
-static int irq_wait_on(struct hv_domain *d, unsigned gsi, int timeout_ms)
+/* The wait on domain d: 1, 0, GUEST_FROZEN, or a negative errno. */
+static int irq_wait_on(struct guest_bus *b, struct hv_domain *d, unsigned gsi, int timeout_ms)
 {
+    struct gh *g = b->priv;
     struct hv_irq_state st;
     int rc = hv_irq_state(d, &st);
     if (rc < 0)
         return rc;
     uint64_t seq = st.seq;
-    while (!st.level[gsi]) {
-        rc = hv_irq_wait(d, &seq, timeout_ms);
-        if (rc == -ETIMEDOUT)
+    /* A runner's vCPU waits in slices: time while the domain is paused is
+     * not the guest's (it does not count against the bound), and a
+     * suspend may freeze the vCPU in this wait. */
+    int slice = g->abort ? GH_FREEZE_POLL_MS : timeout_ms;
+    for (int waited = 0;;) {
+        bool paused = g->abort && domain_paused(d);
+        if (paused && may_freeze(b, g))
+            return GUEST_FROZEN;
+        if (st.level[gsi])
+            return 1;
+        if (aborted(g) || waited >= timeout_ms)
             return 0;
+        rc = hv_irq_wait(d, &seq, slice);
+        if (rc == -ETIMEDOUT) {
+            if (!paused)
+                waited += slice;
+            continue;
+        }
         if (rc < 0 || (rc = hv_irq_state(d, &st)) < 0)
             return rc;
     }
-    return 1;
 }
 
 /* Without holding `use`: a freeze must not wait for an interrupt.  The
- * source domain destroyed under the wait ends it; the wait goes on on the
- * domain the vCPU moved to. */
+ * source domain destroyed under the wait ends it; on a movable bus the
+ * wait goes on on the domain the vCPU moved to. */
 static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)
 {
     struct gh *g = b->priv;
@@ -257,9 +313,9 @@ static int gh_irq_wait(struct guest_bus *b, unsigned gsi, int timeout_ms)
         if (!d)
             return -1;
         uint32_t id = hv_domain_id(d);
-        int rc = irq_wait_on(d, gsi, timeout_ms);
+        int rc = irq_wait_on(b, d, gsi, timeout_ms);
         hv_domain_put(d);
-        if (rc >= 0)
+        if (rc >= 0 || rc == GUEST_FROZEN)
             return rc;
         if (rc == -ESHUTDOWN && await_move(g, id, timeout_ms))
             continue;

@@ -16,11 +16,15 @@
 int guest_hv_open(struct guest_bus *b, uint32_t domid, unsigned vcpu, uint64_t ram_base,
                   char *err, size_t errlen);
 
-/* For a runner's vCPU threads: accesses wait out pauses of any length
- * until *abort is set (NULL: give up after the bounds, as before), and RAM
- * writes happen only while the vCPU may run, each under a read hold of
- * `exec` (NULL: no lock). */
-void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort, pthread_rwlock_t *exec);
+/* For a runner's vCPU threads: accesses and interrupt waits wait out
+ * pauses of any length (a paused guest's time does not run) until *abort
+ * is set (NULL: give up after the bounds, as before); RAM writes happen
+ * only while the vCPU may run, each under a read hold of `exec` (NULL: no
+ * lock).  *suspend set (the toolstack suspends the guest) while the domain
+ * is paused freezes a vCPU waiting for a command's completion
+ * (GUEST_FROZEN, guest_bus.h); NULL: never. */
+void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort,
+                        const atomic_bool *suspend, pthread_rwlock_t *exec);
 
 /* Migration to another domain of the same hypervisor, as a toolstack
  * does it: it suspends the domain (SHUTDOWN_suspend, which Xen completes

@@ -185,12 +185,12 @@ int guest_ide_pio(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
     return 0;
 }
 
-int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count, void *data)
+int guest_ide_dma_start(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
+                        const void *data)
 {
     if (check_range(d, lba, count) < 0)
         return -1;
     struct guest_bus *b = d->bus;
-    const char *what = write ? "WRITE DMA" : "READ DMA";
     size_t len = (size_t)count * 512;
     if (write && guest_mem_write(b, d->buf, data, len) < 0)
         return -1;
@@ -210,7 +210,21 @@ int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
         return -1;
     if (guest_outb(b, d->bmdma + BM_CMD, (uint8_t)((write ? 0 : BM_TO_MEM) | BM_START)) < 0)
         return -1;
+    return 0;
+}
+
+int guest_ide_dma_finish(struct guest_ide *d, bool write, unsigned count, void *data)
+{
+    struct guest_bus *b = d->bus;
+    const char *what = write ? "WRITE DMA" : "READ DMA";
+    size_t len = (size_t)count * 512;
+    /* Only this wait may be frozen by a suspend: the command is started,
+     * nothing of it is left to issue (guest_bus.h). */
+    b->completing = true;
     int r = guest_irq_wait(b, d->gsi, b->timeout_ms);
+    b->completing = false;
+    if (r == GUEST_FROZEN)
+        return r;
     if (r < 0)
         return -1;
     uint8_t bst, st;
@@ -237,6 +251,13 @@ int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
     if (!write && guest_mem_read(b, d->buf, data, len) < 0)
         return -1;
     return 0;
+}
+
+int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count, void *data)
+{
+    if (guest_ide_dma_start(d, write, lba, count, data) < 0)
+        return -1;
+    return guest_ide_dma_finish(d, write, count, data);
 }
 
 int guest_ide_flush(struct guest_ide *d)

@@ -31,8 +31,16 @@ int guest_ide_srst(struct guest_ide *d);
 int guest_ide_identify(struct guest_ide *d, uint16_t id[256]);
 /* PIO: READ/WRITE SECTORS, count 1..GUEST_IDE_MAX_SECTORS, host buffer. */
 int guest_ide_pio(struct guest_ide *d, bool write, uint32_t lba, unsigned count, void *data);
-/* DMA: READ/WRITE DMA through d->buf; data is copied to/from guest RAM. */
+/* DMA: READ/WRITE DMA through d->buf; data is copied to/from guest RAM.
+ * 0, -1 (the error is in the bus) or GUEST_FROZEN from the completion wait
+ * (then guest_ide_dma_finish continues it after a resume). */
 int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count, void *data);
+/* Its two halves: the command programmed and the bus master started; the
+ * wait for its interrupt and the status checks (a read copies d->buf to
+ * data). */
+int guest_ide_dma_start(struct guest_ide *d, bool write, uint32_t lba, unsigned count,
+                        const void *data);
+int guest_ide_dma_finish(struct guest_ide *d, bool write, unsigned count, void *data);
 int guest_ide_flush(struct guest_ide *d);
 
 #endif

@@ -26,6 +26,7 @@
 #define WL_HDR_SIZE 0x10000ull
 #define WL_RAM_BASE (WL_HDR_GPA + WL_HDR_SIZE)
 #define WL_HDR_MAGIC 0x44484c5753584e45ull   /* "ENXSWLHD" */
+#define WL_HDR_VERSION 2u                    /* 2: rounds frozen in flight */
 #define WL_UART_BASE 0x3f8u
 #define WL_LINE 10                    /* "g%08llu\n" (guest) / "h%08llu\n" (host) */
 
@@ -48,6 +49,9 @@ struct wl_hdr {
     struct guest_ide ide;
     struct guest_ahci ahci;
     struct guest_testdisk td[WL_MAX_VCPUS];
+    /* A vCPU frozen in a disk round's completion wait by a toolstack
+     * suspend (guest_bus.h GUEST_FROZEN): which disk, and the round. */
+    struct { uint32_t disk, pad; struct guest_diskload_pending p; } pend[WL_MAX_VCPUS];
 };
 _Static_assert(sizeof(struct wl_hdr) <= WL_HDR_SIZE, "runner state must fit its pages");
 
@@ -60,6 +64,8 @@ struct wl_vcpu {
     bool bus_open, thread;
     pthread_t th;
     struct guest_testdisk td;
+    unsigned pend_disk;                  /* the disk of `pend` */
+    struct guest_diskload_pending pend;  /* a round frozen in flight */
     uint64_t rng;
     uint8_t *iobuf;   /* IDE/AHCI data: GUEST_DISKLOAD_BUF bytes */
 };
@@ -81,6 +87,9 @@ struct guest_wl {
     char reason[GUEST_BUS_ERRLEN + 64];
     unsigned running_threads;
     bool init_done, init_failed;
+    unsigned pending_rounds;         /* frozen rounds not yet finished (lock) */
+    _Atomic uint64_t rounds_frozen;  /* vCPUs frozen in a round by this stop */
+    _Atomic uint64_t rounds_finished;/* frozen rounds finished after this resume */
 
     atomic_bool stop;                /* end at the next operation boundary */
     atomic_bool abort;               /* give up waiting on a paused vCPU */

@@ -113,7 +113,7 @@ static int resume_spec(uint32_t domid, char *out, size_t len, char *err, size_t 
         rc = -EINVAL;
     } else {
         memcpy(&h, ram + WL_HDR_GPA, offsetof(struct wl_hdr, uart_tx_next));
-        if (h.magic != WL_HDR_MAGIC || h.version != 1) {
+        if (h.magic != WL_HDR_MAGIC || h.version != WL_HDR_VERSION) {
             snprintf(err, errlen, "domain %u: no workload state in guest RAM at 0x%llx "
                      "(was the guest saved with its RAM while a workload ran?)", domid,
                      (unsigned long long)WL_HDR_GPA);
@@ -174,7 +174,7 @@ static int wl_launch(struct guest_wl *wl, char *err, size_t errlen)
             return -EINVAL;
         v->bus_open = true;
         v->bus.ram_end = WL_RAM_BASE + slice * (i + 1);
-        guest_hv_set_guest(&v->bus, &wl->abort, &wl->exec);
+        guest_hv_set_guest(&v->bus, &wl->abort, &wl->stop, &wl->exec);
         if (big && !(v->iobuf = malloc(GUEST_DISKLOAD_BUF))) {
             snprintf(err, errlen, "out of memory for vCPU %u's buffers", i);
             return -ENOMEM;
@@ -423,6 +423,18 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
         pthread_mutex_unlock(&wl->v[i].bus.lock);
     }
     c.all_ones_reads += bus_ones;
+    /* Where each disk's ledger lies: a test can check the image itself
+     * against it from the host (docs/xensim.md). */
+    char ledgers[256] = "";
+    for (unsigned k = 0, n = 0; k < WL_NDISKS && booted; k++) {
+        static const char *const kind[WL_NDISKS] = { "testdisk", "ide", "ahci" };
+        if (!wl->chk_ready[k])
+            continue;
+        size_t l = strlen(ledgers);
+        snprintf(ledgers + l, sizeof(ledgers) - l,
+                 "%s\"%s\":{\"ledger\":%" PRIu64 ",\"sectors\":%" PRIu64 "}", n++ ? "," : "",
+                 kind[k], wl->chk[k].ledger, wl->chk[k].nsectors);
+    }
     for (unsigned k = 0; k < WL_NDISKS && booted; k++) {
         if (!wl->chk_ready[k])
             continue;
@@ -446,18 +458,21 @@ int guest_wl_status(uint32_t domid, char *buf, size_t len)
     pthread_mutex_unlock(&reg_lock);
     int n = snprintf(buf, len,
         "{\"domid\":%u,\"state\":\"%s\",\"reason\":\"%s\",\"spec\":\"%s\",\"resumed\":%s,"
+        "\"rounds_frozen\":%" PRIu64 ",\"rounds_finished\":%" PRIu64 ","
         "\"vcpus\":%u,\"threads\":%u,\"pci_functions\":%u,"
         "\"dm\":{\"watched\":%s,\"runstate\":\"%s\",\"stopped\":%s,\"stopped_checks\":%" PRIu64 "},"
-        "\"counters\":%s,"
+        "\"counters\":%s,\"ledgers\":{%s},"
         "\"uart\":{\"tx_lines\":%" PRIu64 ",\"rx_next\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
         ",\"rx_lines\":%" PRIu64 ",\"rx_text_lines\":%" PRIu64 ",\"rx_last_text\":\"%s\","
         "\"host\":{\"connected\":%s,\"rx_bytes\":%" PRIu64 ",\"rx_lines\":%" PRIu64
         ",\"tx_lines\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"duplicated\":%" PRIu64
         ",\"out_of_order\":%" PRIu64 "}},"
         "\"pm\":{\"action_done\":%s,\"s3_resumes\":%" PRIu64 ",\"sci\":%" PRIu64 "}}",
-        domid, state_names[st], reason, spec, wl->resumed ? "true" : "false", wl->nvcpus,
+        domid, state_names[st], reason, spec, wl->resumed ? "true" : "false",
+        (uint64_t)atomic_load(&wl->rounds_frozen), (uint64_t)atomic_load(&wl->rounds_finished),
+        wl->nvcpus,
         threads, ndevs, monitored ? "true" : "false", rs, dm_stopped ? "true" : "false", checks,
-        counters, tx, rxn, rxb, rxl, rxt, text, cs.connected ? "true" : "false", cs.rx_bytes,
+        counters, ledgers, tx, rxn, rxb, rxl, rxt, text, cs.connected ? "true" : "false", cs.rx_bytes,
         cs.rx_lines, cs.tx_lines, cs.missing, cs.duplicated, cs.out_of_order,
         act ? "true" : "false", s3, sci);
     return n < 0 || (size_t)n >= len ? -ENOSPC : n;

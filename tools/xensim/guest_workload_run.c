@@ -31,15 +31,12 @@ static struct wl_hdr *hdr_of(struct guest_wl *wl)
 }
 
 /* A store of the runner's own state into guest RAM: like the guest's, so
- * log-dirty sees it; while the domain is paused, directly. */
+ * log-dirty sees it, also while the domain is paused (a stop in io-error,
+ * then a live migration: its last round must carry this state; a direct
+ * copy left the destination with the state from the start of the run). */
 static void ram_put(struct guest_wl *wl, uint64_t gpa, const void *buf, size_t len)
 {
-    if (hv_guest_write(wl->domid, gpa, buf, len) == 0)
-        return;
-    uint64_t size;
-    uint8_t *ram = hv_domain_ram(wl->d, &size);
-    if (ram && gpa <= size && len <= size - gpa)
-        memcpy(ram + gpa, buf, len);
+    (void)hv_guest_state_write(wl->domid, gpa, buf, len);
 }
 
 #define HDR_PUT(wl, field, value)                                                     \
@@ -58,7 +55,7 @@ void wl_hdr_write(struct guest_wl *wl)
     if (!t)
         return;
     t->magic = WL_HDR_MAGIC;
-    t->version = 1;
+    t->version = WL_HDR_VERSION;
     t->nvcpus = wl->nvcpus;
     snprintf(t->spec, sizeof(t->spec), "%s", wl->spec_text);
     t->uart_tx_next = wl->uart_tx_next;
@@ -74,6 +71,8 @@ void wl_hdr_write(struct guest_wl *wl)
     for (unsigned i = 0; i < wl->nvcpus; i++) {
         t->ram_next[i] = wl->v[i].bus.ram_next;
         t->td[i] = wl->v[i].td;
+        t->pend[i].disk = wl->v[i].pend_disk;
+        t->pend[i].p = wl->v[i].pend;
     }
     t->fw = wl->fw;
     t->uart = wl->uart;
@@ -146,7 +145,7 @@ static int boot_resume(struct guest_wl *wl)
 {
     struct guest_bus *b = &wl->v[0].bus;
     struct wl_hdr *h = hdr_of(wl);
-    if (!h || h->magic != WL_HDR_MAGIC || h->version != 1)
+    if (!h || h->magic != WL_HDR_MAGIC || h->version != WL_HDR_VERSION)
         return guest_bus_fail(b, "resume: no workload state in guest RAM at 0x%llx",
                               (unsigned long long)WL_HDR_GPA);
     struct wl_hdr *t = malloc(sizeof(*t));
@@ -167,8 +166,20 @@ static int boot_resume(struct guest_wl *wl)
     wl->uart_rx_next = t->uart_rx_next;
     wl->action_done = t->action_done;
     atomic_store(&wl->writes_claimed, t->writes_claimed);
-    for (unsigned i = 0; i < wl->nvcpus; i++)
+    for (unsigned i = 0; i < wl->nvcpus; i++) {
         wl->v[i].bus.ram_next = t->ram_next[i];
+        wl->v[i].pend = t->pend[i].p;
+        wl->v[i].pend_disk = t->pend[i].disk;
+        if (wl->v[i].pend.phase == GUEST_DISKLOAD_IDLE)
+            continue;
+        unsigned k = t->pend[i].disk;
+        if ((k != WL_IDE && k != WL_AHCI) || !spec_has(wl, disk_dev[k])) {
+            free(t);
+            return guest_bus_fail(b, "resume: vCPU %u was frozen in a round on disk %u, "
+                                  "which this guest does not drive", i, k);
+        }
+        wl->pending_rounds++;
+    }
     for (unsigned k = 0; k < WL_NDISKS && rc == 0; k++) {
         if (!spec_has(wl, disk_dev[k]))
             continue;
@@ -320,7 +331,35 @@ static int disk_step(struct wl_vcpu *v, enum wl_disk_kind k)
 {
     if (k == WL_TESTDISK)
         return guest_testdisk_step(&v->td);
-    return guest_diskload_step(&v->wl->dl[k], &v->bus, v->idx, v->wl->nvcpus, &v->rng, v->iobuf);
+    int rc = guest_diskload_step(&v->wl->dl[k], &v->bus, v->idx, v->wl->nvcpus, &v->rng,
+                                 v->iobuf, &v->pend);
+    if (rc == GUEST_FROZEN)
+        v->pend_disk = k;
+    return rc;
+}
+
+/* After a resume: a vCPU frozen in a round finishes it first, and no vCPU
+ * starts a new command before every frozen round is finished (the
+ * controllers still have those commands in flight). */
+static int finish_frozen(struct wl_vcpu *v)
+{
+    struct guest_wl *wl = v->wl;
+    int rc = 0;
+    if (v->pend.phase != GUEST_DISKLOAD_IDLE) {
+        rc = guest_diskload_resume(&wl->dl[v->pend_disk], &v->bus, v->iobuf, &v->pend);
+        if (rc == 0)
+            atomic_fetch_add(&wl->rounds_finished, 1);
+        pthread_mutex_lock(&wl->lock);
+        wl->pending_rounds--;
+        pthread_cond_broadcast(&wl->cond);
+        pthread_mutex_unlock(&wl->lock);
+        return rc;
+    }
+    pthread_mutex_lock(&wl->lock);
+    while (wl->pending_rounds > 0 && !atomic_load(&wl->stop))
+        pthread_cond_wait(&wl->cond, &wl->lock);
+    pthread_mutex_unlock(&wl->lock);
+    return rc;
 }
 
 static int disk_verify(struct wl_vcpu *v, enum wl_disk_kind k)
@@ -366,6 +405,9 @@ static int vcpu_loop(struct wl_vcpu *v)
     bool disks = (wl->spec.devices & GUEST_DEV_DISKS) != 0;
     bool verified = false;
     uint64_t iter = 0;
+    int rc = finish_frozen(v);
+    if (rc < 0)
+        return rc;
     while (!atomic_load(&wl->stop)) {
         if (wl->spec.duration_s && now_ms() - wl->t_start_ms >= wl->spec.duration_s * 1000ull)
             break;
@@ -386,8 +428,8 @@ static int vcpu_loop(struct wl_vcpu *v)
             bool claimed = wl->spec.writes == 0 ||
                            atomic_fetch_add(&wl->writes_claimed, 1) < wl->spec.writes;
             for (unsigned k = 0; k < WL_NDISKS && claimed; k++)
-                if (spec_has(wl, disk_dev[k]) && disk_step(v, (enum wl_disk_kind)k) < 0)
-                    return -1;
+                if (spec_has(wl, disk_dev[k]) && (rc = disk_step(v, (enum wl_disk_kind)k)) < 0)
+                    return rc;
             if (!claimed) {
                 for (unsigned k = 0; k < WL_NDISKS; k++)
                     if (spec_has(wl, disk_dev[k]) && disk_verify(v, (enum wl_disk_kind)k) < 0)
@@ -410,6 +452,12 @@ static int vcpu_loop(struct wl_vcpu *v)
 static void vcpu_end(struct wl_vcpu *v, int rc)
 {
     struct guest_wl *wl = v->wl;
+    if (rc == GUEST_FROZEN) {
+        /* Suspended in a command's completion wait: a stop, not a failure;
+         * the round travels in the state written below. */
+        atomic_fetch_add(&wl->rounds_frozen, 1);
+        rc = 0;
+    }
     struct hv_domain_info di;
     bool destroyed = hv_domain_info(wl->domid, &di) < 0 || di.dying;
     bool gone = destroyed || di.shutting_down || di.shut_down;

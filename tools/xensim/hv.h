@@ -131,6 +131,11 @@ int hv_domain_wait(uint32_t domid, enum hv_wait_for what, int timeout_ms);
  * vCPUs must be running: -EAGAIN while paused (or S3), -ESHUTDOWN once
  * shutting down, -EINVAL outside RAM. */
 int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len);
+/* The same store in any state, dirty-logged alike: for the simulated
+ * guest's own state, which a real guest keeps in its RAM as it runs
+ * (xensim's runner writes it when it stops, possibly with the domain
+ * paused, and a live migration must still send those pages). */
+int hv_guest_state_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len);
 
 /* ------------------------------------------------------------ vCPU I/O */
 

@@ -403,7 +403,7 @@ int hv_domain_resume(uint32_t domid, bool fast)
     return 0;
 }
 
-int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len)
+static int guest_store(uint32_t domid, uint64_t gpa, const void *buf, size_t len, bool running)
 {
     pthread_mutex_lock(&hv_lock);
     struct hv_domain *d = hv_domain_find(domid);
@@ -411,9 +411,9 @@ int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len)
     if (d) {
         if (gpa > d->mem_bytes || len > d->mem_bytes - gpa)
             rc = -EINVAL;
-        else if (d->shutting_down)
+        else if (running && d->shutting_down)
             rc = -ESHUTDOWN;
-        else if (d->pause_count > 0 || d->s3)
+        else if (running && (d->pause_count > 0 || d->s3))
             rc = -EAGAIN;
         else {
             memcpy(d->ram + gpa, buf, len);
@@ -425,6 +425,16 @@ int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len)
     }
     pthread_mutex_unlock(&hv_lock);
     return rc;
+}
+
+int hv_guest_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len)
+{
+    return guest_store(domid, gpa, buf, len, true);
+}
+
+int hv_guest_state_write(uint32_t domid, uint64_t gpa, const void *buf, size_t len)
+{
+    return guest_store(domid, gpa, buf, len, false);
 }
 
 void hv_domain_crash_locked(struct hv_domain *d, const char *why)

@@ -522,6 +522,7 @@ int hv_vcpu_io_wait(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
     pthread_mutex_lock(&hv_lock);
     int rc = 0;
     bool fire_shutdown = false, fire_crash = false;
+    bool answered = false;   /* the dm answered; the paused vCPU cannot take it */
     for (;;) {
         if (v->state == HV_VCPU_IDLE) {
             rc = d->crashed || d->dying ? -ESHUTDOWN : -EINVAL;
@@ -548,6 +549,7 @@ int hv_vcpu_io_wait(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
                 if (hv_cond_wait_ms(d, &dl) == -ETIMEDOUT &&
                     !hv_vcpu_runnable(d, vcpu)) {
                     rc = -ETIMEDOUT;
+                    answered = true;
                     break;
                 }
                 continue;
@@ -582,7 +584,7 @@ int hv_vcpu_io_wait(struct hv_domain *d, unsigned int vcpu, ioreq_t *req,
     pthread_mutex_unlock(&hv_lock);
     if (fire_shutdown || fire_crash)
         hv_domain_fire_hook(domid, HV_DOM_SHUTDOWN);
-    if (rc == -ETIMEDOUT && timeout_ms > 0)
+    if (rc == -ETIMEDOUT && timeout_ms > 0 && !answered)
         hv_log("domain %u vcpu %u: no ioreq answer within %d ms",
                domid, vcpu, timeout_ms);
     return rc;
