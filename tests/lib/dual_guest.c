@@ -92,6 +92,12 @@ int dual_guest_stop(dual_guest *g)
 
 int dual_guest_start(dual_guest *g, const char *name, uint64_t sectors, const char *config)
 {
+    return dual_guest_start_dialect(g, name, sectors, config, RSDM_SIM_TRADITIONAL, false);
+}
+
+int dual_guest_start_dialect(dual_guest *g, const char *name, uint64_t sectors,
+                             const char *config, rsdm_sim_dialect dialect, bool restricted)
+{
     memset(g, 0, sizeof(*g));
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->progressed, NULL);
@@ -106,7 +112,8 @@ int dual_guest_start(dual_guest *g, const char *name, uint64_t sectors, const ch
         goto fail;
     rsdm_sim_disk disks[DUAL_DISKS] = { { "hda", g->img[0] }, { "sda", g->img[1] } };
     rsdm_sim_opts o = { .name = name, .vcpus = DUAL_DISKS, .disks = disks,
-                        .ndisks = DUAL_DISKS, .config = g->conf };
+                        .ndisks = DUAL_DISKS, .config = g->conf, .dialect = dialect,
+                        .restricted = restricted };
     if (rsdm_sim_start_opts(&g->sim, &o) < 0)
         goto fail;
     char err[256];
@@ -118,6 +125,7 @@ int dual_guest_start(dual_guest *g, const char *name, uint64_t sectors, const ch
         }
         g->bus_open[d] = true;
         g->bus[d].timeout_ms = 30000;
+        guest_hv_set_movable(&g->bus[d], true);      /* the soak migrates the guest */
     }
     if (guest_fw_scan(&g->bus[0], &g->fw, true) < 0 ||
         guest_ide_init(&g->ide, &g->bus[DUAL_IDE], &g->fw) < 0) {

@@ -70,6 +70,10 @@ extern const char *const dual_guest_vdev[DUAL_DISKS];   /* "hda", "sda" */
  * sections), the firmware PCI pass, both drivers' init, the checkers.
  * 0, or -1 with the reason on stderr (everything stopped). */
 int dual_guest_start(dual_guest *g, const char *name, uint64_t sectors, const char *config);
+/* The same with rsdm-sim in `dialect` (qemu-xen: restricted as libxl's
+ * dm_restrict when asked); dual_guest_start is the traditional one. */
+int dual_guest_start_dialect(dual_guest *g, const char *name, uint64_t sectors,
+                             const char *config, rsdm_sim_dialect dialect, bool restricted);
 /* Stops rsdm-sim (its exit status, or -1) and everything else. */
 int dual_guest_stop(dual_guest *g);
 

@@ -51,7 +51,7 @@ int rsdm_sim_wait_value(rsdm_sim *s, const char *path, const char *want, int tim
 }
 
 /* The vbd nodes `xl create` writes for a disk (tools/xensim/xl_main.c). */
-static int write_vbd(rsdm_sim *s, const rsdm_sim_disk *d)
+static int write_vbd(rsdm_sim *s, uint32_t domid, const rsdm_sim_disk *d)
 {
     int idx = d->vdev[2] - 'a';
     /* Linux's numbering: hda/hdb major 3, hdc/hdd major 22, sdX major 8. */
@@ -59,8 +59,8 @@ static int write_vbd(rsdm_sim *s, const rsdm_sim_disk *d)
                      : idx < 2         ? (3u << 8) | ((unsigned)idx << 6)
                                        : (22u << 8) | ((unsigned)(idx - 2) << 6);
     char be[128], fe[128], p[192], v[32];
-    snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", s->dom, devid);
-    snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", s->dom, devid);
+    snprintf(be, sizeof(be), "/local/domain/0/backend/vbd/%u/%u", domid, devid);
+    snprintf(fe, sizeof(fe), "/local/domain/%u/device/vbd/%u", domid, devid);
     snprintf(v, sizeof(v), "%u", devid);
     const char *kv[][2] = {
         { be, "" }, { "frontend", fe }, { "params", d->path }, { "type", "phy" },
@@ -128,6 +128,25 @@ static int spawn_dm(rsdm_sim *s, const char *loadvm)
 }
 
 
+/* s->dom becomes domid: its device-model/<domid>/ paths, watched. */
+static int use_domain(rsdm_sim *s, uint32_t domid)
+{
+    s->dom = domid;
+    s->d = hv_domain_get(s->dom);
+    char dir[96];
+    snprintf(dir, sizeof(dir), "/local/domain/0/device-model/%u", s->dom);
+    snprintf(s->state, sizeof(s->state), "%s/state", dir);
+    snprintf(s->runstate, sizeof(s->runstate), "%s/runstate", dir);
+    snprintf(s->command, sizeof(s->command), "%s/command", dir);
+    if (!s->d || !xs_mkdir(s->xs, XBT_NULL, dir) || !xs_watch(s->xs, s->state, "s") ||
+        !xs_watch(s->xs, s->runstate, "r")) {
+        fprintf(stderr, "rsdm_sim: domain %u: %s\n", domid,
+                s->d ? "xenstore set-up failed" : "not found");
+        return -1;
+    }
+    return 0;
+}
+
 /* xensim, the hypervisor, the domain and the watches; no dm yet. */
 static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
 {
@@ -168,19 +187,7 @@ static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
         fprintf(stderr, "rsdm_sim: hv_domain_create: %s\n", strerror(-id));
         return -1;
     }
-    s->dom = (uint32_t)id;
-    s->d = hv_domain_get(s->dom);
-    char dir[96];
-    snprintf(dir, sizeof(dir), "/local/domain/0/device-model/%u", s->dom);
-    snprintf(s->state, sizeof(s->state), "%s/state", dir);
-    snprintf(s->runstate, sizeof(s->runstate), "%s/runstate", dir);
-    snprintf(s->command, sizeof(s->command), "%s/command", dir);
-    if (!xs_mkdir(s->xs, XBT_NULL, dir) || !xs_watch(s->xs, s->state, "s") ||
-        !xs_watch(s->xs, s->runstate, "r")) {
-        perror("rsdm_sim: xenstore set-up");
-        return -1;
-    }
-    return 0;
+    return use_domain(s, (uint32_t)id);
 }
 
 /* The host, the vbd nodes, the dm by `spawn_fn`, then the domain unpaused
@@ -202,7 +209,7 @@ static int start_with(rsdm_sim *s, const rsdm_sim_opts *o,
     if (set_config(s, o->config) < 0)
         goto fail;
     for (unsigned i = 0; i < o->ndisks; i++)
-        if (write_vbd(s, &o->disks[i]) < 0)
+        if (write_vbd(s, s->dom, &o->disks[i]) < 0)
             goto fail;
     if (spawn_fn(s, o) < 0)
         goto fail;
@@ -531,6 +538,87 @@ int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restr
     rsdm_sim_opts o = { .name = name, .vcpus = vcpus, .restricted = restricted,
                         .dialect = RSDM_SIM_QEMU_XEN };
     return rsdm_sim_start_opts(s, &o);
+}
+
+int rsdm_sim_migrate_begin(rsdm_sim *s, char *file, size_t len)
+{
+    int rc = hv_domain_shutdown(s->dom, SHUTDOWN_suspend);
+    if (rc == 0)
+        rc = hv_domain_wait(s->dom, HV_WAIT_SHUT_DOWN, START_WAIT_MS);
+    if (rc < 0) {
+        fprintf(stderr, "rsdm_sim: domain %u did not suspend: %s\n", s->dom, strerror(-rc));
+        return -1;
+    }
+    /* libxl saves the dm of a migration `live` (qemu-xen: the image
+     * locks go with it; traditional: the same `save`). */
+    return rsdm_sim_save_live(s, file, len);
+}
+
+/* The destination domain as `xl migrate-receive` builds it: paused, the
+ * source's shape, its RAM copied (the suspended source changes no more).
+ * Its domid, or -1. */
+static int receive_domain(rsdm_sim *s)
+{
+    struct hv_domain_info info;
+    int id = hv_domain_info(s->dom, &info);
+    if (id == 0)
+        id = hv_domain_create(0, info.nr_vcpus, (unsigned)(info.mem_bytes >> 20), info.name);
+    if (id <= 0) {
+        fprintf(stderr, "rsdm_sim: creating the destination domain: %s\n", strerror(-id));
+        return -1;
+    }
+    struct hv_domain *to = hv_domain_get((uint32_t)id);
+    uint64_t from_size = 0, to_size = 0;
+    void *from_ram = hv_domain_ram(s->d, &from_size);
+    void *to_ram = to ? hv_domain_ram(to, &to_size) : NULL;
+    if (!from_ram || !to_ram || to_size != from_size) {
+        fprintf(stderr, "rsdm_sim: guest RAM of domain %u or %d not mapped\n", s->dom, id);
+        hv_domain_put(to);
+        hv_domain_destroy((uint32_t)id);
+        return -1;
+    }
+    memcpy(to_ram, from_ram, from_size);
+    hv_domain_put(to);
+    for (unsigned i = 0; i < s->ndisks; i++)
+        if (write_vbd(s, (uint32_t)id, &s->disks[i]) < 0)
+            return -1;
+    return id;
+}
+
+int rsdm_sim_migrate_finish(rsdm_sim *s, const char *file, const char *config)
+{
+    int id = receive_domain(s);
+    if (id < 0)
+        return -1;
+    /* The source goes as after `xl migrate`: its dm, its domain, its nodes. */
+    uint32_t old = s->dom;
+    int st = rsdm_sim_stop_dm(s);
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "rsdm_sim: the source's rsdm-sim ended with status %d (log %s)\n", st,
+                s->log);
+        return -1;
+    }
+    xs_unwatch(s->xs, s->state, "s");
+    xs_unwatch(s->xs, s->runstate, "r");
+    char p[96];
+    const char *dirs[] = { "/local/domain/0/device-model/", "/local/domain/0/backend/vbd/",
+                           "/local/domain/" };
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(p, sizeof(p), "%s%u", dirs[i], old);
+        xs_rm(s->xs, XBT_NULL, p);
+    }
+    hv_domain_put(s->d);
+    s->d = NULL;
+    int rc = hv_domain_destroy(old);
+    if (rc < 0)
+        fprintf(stderr, "rsdm_sim: destroying the source domain %u: %s\n", old, strerror(-rc));
+    if (use_domain(s, (uint32_t)id) < 0 || rc < 0 || rsdm_sim_restore_dm(s, file, config) < 0)
+        return -1;
+    if ((rc = hv_domain_unpause(s->dom)) < 0) {
+        fprintf(stderr, "rsdm_sim: unpausing domain %u: %s\n", s->dom, strerror(-rc));
+        return -1;
+    }
+    return 0;
 }
 
 int rsdm_sim_stop_dm(rsdm_sim *s)

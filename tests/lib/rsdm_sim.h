@@ -142,6 +142,20 @@ int rsdm_sim_save_live(rsdm_sim *s, char *path, size_t len);
  * is left alone (its pid is forgotten: a migration's source is the
  * caller's to stop).  config may be NULL.  0, or -1. */
 int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config);
+/* Migration to a new domain on the same host, as libxl does it, in s's
+ * dialect.  rsdm_sim_migrate_begin suspends the domain (SHUTDOWN_suspend,
+ * until Xen says it is shut down: no vCPU has an ioreq outstanding) and
+ * has the dm save its state (rsdm_sim_save_live); the file's path goes to
+ * `file`.  The caller then holds its vCPUs (guest_hv_freeze).
+ * rsdm_sim_migrate_finish creates the destination domain (a new domid,
+ * the same vCPUs, memory and vbd nodes), copies the guest RAM into it,
+ * ends the source's rsdm-sim, destroys the source domain, starts a new
+ * rsdm-sim for the new domid restoring the file (rsdm_sim_restore_dm) and
+ * unpauses the new domain; from then on s->dom, s->d and the xenstore
+ * paths are the new domain's, and the caller moves its vCPUs there
+ * (guest_hv_move).  Each 0, or -1 with the reason on stderr. */
+int rsdm_sim_migrate_begin(rsdm_sim *s, char *file, size_t len);
+int rsdm_sim_migrate_finish(rsdm_sim *s, const char *file, const char *config);
 /* SIGTERM to rsdm-sim and reap it: its wait status, or -1. */
 int rsdm_sim_stop_dm(rsdm_sim *s);
 /* rsdm-sim (if still running), the domain, the hypervisor, xensim, the directory. */

@@ -13,16 +13,35 @@
  *                   restores the file (-loadvm), as libxl does;
  *   save in error   a save/restore while the VM is stopped in io-error
  *                   with the failing command parked or halted: the new
- *                   rsdm-sim (on a healthy disk) re-issues it.
+ *                   rsdm-sim (on a healthy disk) re-issues it;
+ *   migrate         as libxl's migration: the domain suspended, the dm
+ *                   saves, a new domain (new domid) on the same in-process
+ *                   hypervisor receives the guest RAM, a new rsdm-sim for
+ *                   it restores the file, both vCPUs (the writers, in the
+ *                   middle of a command or not) continue there, the source
+ *                   domain and dm go (rsdm_sim_migrate_*, guest_hv_move);
+ *   migrate in error  the same while stopped in io-error: the parked
+ *                   command completes on the destination.
  *
- * Dialect: traditional only (xenstore commands); the soak does not drive
- * the qemu-xen dialect (QMP) yet.
+ * Dialects: the run is two parts, each on a new host and guest with
+ * every check at its end: the first half of SOAK_SECONDS in the
+ * traditional dialect (xenstore commands, -loadvm), the second half in
+ * qemu-xen (QMP stop/cont, stop + xen-save-devices-state, -incoming and
+ * `cont`; not restricted, since a restricted dm has no xenstore and so
+ * no runstate node to wait on).  SOAK_DIALECT=traditional or qemu-xen
+ * runs only that part, for all of SOAK_SECONDS.
+ *
+ * A burst's `continue` may re-issue the failing command before rsdm has
+ * re-read its rules (SIGUSR1 is handled in its own time): the VM then
+ * stops again just after it ran, and the driver continues once more
+ * (counted as a late switch-off).
  *
  * At the end every sector of both disks is read back through the devices
  * and both images are checked from the host: 0 lost, 0 stale, 0
  * corrupted, 0 all-ones reads, no error seen by the guest.  Each rsdm-sim's
  * open fds (/proc/PID/fd) and RSS (VmRSS) are sampled at the start of its
- * life (once the guest has done some I/O on it) and at its end: growth is
+ * life (once the guest has done some I/O on it) and at its end (before
+ * the save or migration that ends it): growth is
  * bounded by SOAK_FD_SLACK fds (default 2) and SOAK_RSS_SLACK_KB
  * (default 16384; 4 GiB in a sanitizer build, whose runtime keeps freed
  * memory) per life, and the last rsdm-sim's against the first's.
@@ -43,6 +62,7 @@
 #include <unistd.h>
 
 #include "../lib/dual_guest.h"
+#include "guest_hv.h"
 #include "hv.h"
 
 #define SECTORS 16384u
@@ -73,6 +93,7 @@ typedef struct life {
     unsigned ops;                     /* driver actions it served */
 } life;
 
+/* One part of the soak: one guest, one dialect. */
 static dual_guest G;
 static dual_writer W[DUAL_DISKS];
 /* The current life, the first, the longest (most actions) and the
@@ -80,8 +101,9 @@ static dual_writer W[DUAL_DISKS];
 static life cur, first, longest;
 static unsigned nlives;
 static long max_dfd, max_drss;
+static unsigned n_stopcont, n_burst, n_refail, n_late_off, n_save, n_save_err, n_migrate,
+    n_migrate_err, n_nostop;
 static uint64_t rng = 0x853c49e6748fea9bull;
-static unsigned n_stopcont, n_burst, n_refail, n_save, n_save_err, n_nostop;
 
 static uint64_t next(void)
 {
@@ -214,6 +236,38 @@ static bool error_on(char *cfg, size_t len)
     return true;
 }
 
+/* `continue` once a rule is off.  rsdm re-reads its rules on SIGUSR1 in
+ * its own time, so a command re-issued by this `continue` may still meet
+ * the rule and stop the VM again right after it ran: then once more,
+ * until both disks make progress (counted as late switch-offs). */
+static void resume_after_rule(void)
+{
+    for (int tries = 0;; tries++) {
+        CHECK(tries < 20 && dual_guest_resume(&G, 20, NULL) == 0, "resume after a burst");
+        unsigned c[DUAL_DISKS];
+        for (unsigned d = 0; d < DUAL_DISKS; d++)
+            c[d] = atomic_load(&W[d].cmds);
+        bool stopped = false;
+        for (unsigned d = 0; d < DUAL_DISKS && !stopped; d++) {
+            for (int ms = 0; atomic_load(&W[d].cmds) <= c[d] && ms < WAIT_MS; ms += 100) {
+                CHECK(dual_writer_wait(&W[d], c[d] + 1, 100), "%s writer ended",
+                      dual_guest_vdev[d]);
+                char rs[128];
+                dual_guest_runstate(&G, rs, sizeof(rs));
+                if ((stopped = strncmp(rs, "io-error", 8) == 0))
+                    break;
+            }
+        }
+        if (!stopped) {
+            for (unsigned d = 0; d < DUAL_DISKS; d++)
+                CHECK(atomic_load(&W[d].cmds) > c[d], "%s made no progress in %d ms after a burst",
+                      dual_guest_vdev[d], WAIT_MS);
+            return;
+        }
+        n_late_off++;
+    }
+}
+
 static void burst(void)
 {
     char cfg[512];
@@ -230,27 +284,34 @@ static void burst(void)
     }
     config_text(cfg, sizeof(cfg), NULL, 0);
     CHECK(dual_guest_inject(&G, cfg) == 0, "switching injection off");
-    CHECK(dual_guest_resume(&G, 20, NULL) == 0, "resume after a burst");
+    resume_after_rule();
     n_burst++;
+}
+
+/* The VM stopped in io-error with the failing command parked or halted,
+ * and the config a new rsdm-sim reads healthy (this one keeps its rule):
+ * false if the rule did not stop the VM. */
+static bool park_in_error(void)
+{
+    char cfg[512];
+    if (!error_on(cfg, sizeof(cfg)))
+        return false;
+    config_text(cfg, sizeof(cfg), NULL, 0);
+    CHECK(dual_guest_config(&G, cfg) == 0, "config");
+    return true;
 }
 
 static void save_restore(bool in_error)
 {
-    char cfg[512];
-    if (in_error) {
-        if (!error_on(cfg, sizeof(cfg)))
-            return;
-        /* The new rsdm-sim reads a healthy config; this one keeps its rule. */
-        config_text(cfg, sizeof(cfg), NULL, 0);
-        CHECK(dual_guest_config(&G, cfg) == 0, "config");
-    }
-    CHECK(hv_domain_pause(G.sim.dom) == 0, "pausing the domain");
-    CHECK(dual_guest_command(&G, "save") == 0, "save");
-    if (rsdm_sim_wait_value(&G.sim, G.sim.state, "paused", WAIT_MS) < 0)
-        die("save: no `paused` within %d ms", WAIT_MS);
+    if (in_error && !park_in_error())
+        return;
+    /* The life's end is sampled before the save: a QMP save's connection
+     * and the fd it passed are still being closed when it returns. */
     life_ends();
+    /* libxl: the domain paused, then the dm saves (either dialect). */
+    CHECK(hv_domain_pause(G.sim.dom) == 0, "pausing the domain");
     char file[512];
-    rsdm_sim_save_path(&G.sim, file, sizeof(file));
+    CHECK(rsdm_sim_save(&G.sim, file, sizeof(file)) == 0, "save");
     int st = rsdm_sim_stop_dm(&G.sim);
     CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "rsdm-sim's exit after save: %d", st);
     CHECK(rsdm_sim_restore_dm(&G.sim, file, G.conf) == 0, "restore into a new rsdm-sim");
@@ -263,12 +324,49 @@ static void save_restore(bool in_error)
     life_begins();
 }
 
+/* As libxl's migration: the source suspended, the dm saves, a new domain
+ * on the same host receives the RAM, a new rsdm-sim for it restores the
+ * file, both vCPUs (the writers, mid-command or not) continue there and
+ * the source goes.  In io-error the parked command completes on the
+ * destination's healthy disk. */
+static void migrate(bool in_error)
+{
+    if (in_error && !park_in_error())
+        return;
+    uint32_t from = G.sim.dom;
+    life_ends();
+    char file[512];
+    CHECK(rsdm_sim_migrate_begin(&G.sim, file, sizeof(file)) == 0, "migrate: suspend and save");
+    for (unsigned d = 0; d < DUAL_DISKS; d++)
+        guest_hv_freeze(&G.bus[d]);
+    int rc = rsdm_sim_migrate_finish(&G.sim, file, G.conf);
+    for (unsigned d = 0; d < DUAL_DISKS; d++) {
+        char err[256];
+        CHECK(guest_hv_move(&G.bus[d], G.sim.dom, err, sizeof(err)) == 0, "%s", err);
+    }
+    CHECK(rc == 0 && G.sim.dom != from, "migrate from domain %u: the destination", from);
+    wait_runstate("running holds=");
+    if (in_error)
+        n_migrate_err++;
+    else
+        n_migrate++;
+    life_begins();
+}
+
+static const char *dialect(void)
+{
+    return rsdm_sim_dialect_name(&G.sim);
+}
+
 static void report(double elapsed)
 {
-    printf("soak: %.0f s: writes %u+%u commands, %u stop/cont, %u bursts (%u re-failures), "
-           "%u save/restore, %u save/restore in io-error, %u rsdm-sim lives\n",
-           elapsed, atomic_load(&W[0].cmds), atomic_load(&W[1].cmds), n_stopcont, n_burst,
-           n_refail, n_save, n_save_err, nlives);
+    printf("soak[%s]: %.0f s: writes %u+%u commands, %u stop/cont, %u bursts (%u re-failures, "
+           "%u late switch-offs), %u save/restore, %u save/restore in io-error, %u migrations, "
+           "%u migrations in io-error (vCPU accesses continued on the destination: %lu), "
+           "%u rsdm-sim lives, domain %u\n",
+           dialect(), elapsed, atomic_load(&W[0].cmds), atomic_load(&W[1].cmds), n_stopcont,
+           n_burst, n_refail, n_late_off, n_save, n_save_err, n_migrate, n_migrate_err,
+           guest_hv_move_waits(&G.bus[0]) + guest_hv_move_waits(&G.bus[1]), nlives, G.sim.dom);
     fflush(stdout);
 }
 
@@ -293,33 +391,40 @@ static long env_long(const char *name, long dflt)
     return n;
 }
 
-int main(void)
+/* One part: a new guest on a new host in `dia`, `seconds` of actions,
+ * then every check.  Whether all held. */
+static bool run_part(rsdm_sim_dialect dia, long seconds, long fd_slack, long rss_slack)
 {
-    long seconds = env_long("SOAK_SECONDS", 1800);
-    long fd_slack = env_long("SOAK_FD_SLACK", 2), rss_slack = env_long("SOAK_RSS_SLACK_KB", RSS_SLACK_KB);
-    long seed = env_long("SOAK_SEED", (long)time(NULL));
-    rng ^= (uint64_t)seed;
-    printf("soak: %ld s, traditional dialect only (the qemu-xen dialect is not driven yet), SOAK_SEED=%ld, "
-           "bounds per rsdm-sim life: %ld fds, %ld kB RSS\n", seconds, seed, fd_slack, rss_slack);
+    cur = first = longest = (life){ 0 };
+    nlives = 0;
+    max_dfd = max_drss = 0;
+    n_stopcont = n_burst = n_refail = n_late_off = n_save = n_save_err = n_migrate =
+        n_migrate_err = n_nostop = 0;
     char cfg[512];
     config_text(cfg, sizeof(cfg), NULL, 0);
-    if (dual_guest_start(&G, "soak", SECTORS, cfg) < 0)
-        return 1;
+    /* Not restricted: a restricted dm has no xenstore, so no runstate
+     * node the driver could wait on. */
+    if (dual_guest_start_dialect(&G, "soak", SECTORS, cfg, dia, false) < 0)
+        return false;
+    printf("soak[%s]: %ld s\n", dialect(), seconds);
     for (unsigned d = 0; d < DUAL_DISKS; d++)
         CHECK(dual_writer_start(&W[d], &G, d, 0, 4, next(), UINT_MAX) == 0, "writer");
     life_begins();
     double t0 = now_s(), last_report = t0;
-    /* Every other phase has no save/restore, so that one rsdm-sim serves
-     * many stops, bursts and continues: a leak per action shows there. */
+    /* Every other phase has no save/restore or migration, so that one
+     * rsdm-sim serves many stops, bursts and continues: a leak per action
+     * shows there. */
     double phase = seconds / 4 < 60 ? (seconds / 4 > 0 ? (double)(seconds / 4) : 1) : 60;
     while (now_s() - t0 < (double)seconds) {
         bool long_life = (long)((now_s() - t0) / phase) % 2 == 1;
         cur.ops++;
-        switch (next() % (long_life ? 6 : 8)) {
+        switch (next() % (long_life ? 6 : 10)) {
         case 0: case 1: case 2: stop_cont(); break;
         case 3: case 4: case 5: burst(); break;
         case 6: save_restore(false); break;
-        default: save_restore(true); break;
+        case 7: save_restore(true); break;
+        case 8: migrate(false); break;
+        default: migrate(true); break;
         }
         let_guest_run(5 + (unsigned)(next() % 40));
         if (now_s() - last_report >= 60) {
@@ -339,9 +444,9 @@ int main(void)
         long b = dual_guest_verify(&G, d);
         struct guest_check_counters c;
         guest_check_snapshot(&G.chk[d], &c);
-        printf("soak: %s: %llu sectors written, %llu read commands; lost %llu, stale %llu, "
+        printf("soak[%s]: %s: %llu sectors written, %llu read commands; lost %llu, stale %llu, "
                "corrupted %llu, all-ones %llu (bad sectors in reads during the run: %llu; "
-               "in the image file at the end: %ld)\n", dual_guest_vdev[d],
+               "in the image file at the end: %ld)\n", dialect(), dual_guest_vdev[d],
                (unsigned long long)c.writes, (unsigned long long)c.reads,
                (unsigned long long)c.lost_writes, (unsigned long long)c.stale_overwrites,
                (unsigned long long)c.corrupted_reads, (unsigned long long)G.bus[d].all_ones_reads,
@@ -352,20 +457,57 @@ int main(void)
     }
     bad |= G.ide.errors + G.ide.timeouts + G.hba.errors + G.hba.timeouts != 0;
     life *last = &cur;
-    printf("soak: rsdm-sim: %u lives; fds %ld..%ld (first life) .. %ld (last end), largest growth "
-           "in a life %+ld; RSS %ld..%ld kB (first life) .. %ld kB (last end), largest growth in a "
-           "life %+ld kB; the longest life (%u actions): fds %+ld, RSS %+ld kB\n", nlives,
-           first.start.fds, first.end.fds, last->end.fds, max_dfd, first.start.rss_kb,
-           first.end.rss_kb, last->end.rss_kb, max_drss, longest.ops,
+    printf("soak[%s]: rsdm-sim: %u lives; fds %ld..%ld (first life) .. %ld (last end), largest "
+           "growth in a life %+ld; RSS %ld..%ld kB (first life) .. %ld kB (last end), largest "
+           "growth in a life %+ld kB; the longest life (%u actions): fds %+ld, RSS %+ld kB\n",
+           dialect(), nlives, first.start.fds, first.end.fds, last->end.fds, max_dfd,
+           first.start.rss_kb, first.end.rss_kb, last->end.rss_kb, max_drss, longest.ops,
            longest.end.fds - longest.start.fds, longest.end.rss_kb - longest.start.rss_kb);
     bad |= max_dfd > fd_slack || last->end.fds - first.start.fds > fd_slack;
     bad |= max_drss > rss_slack || last->end.rss_kb - first.start.rss_kb > rss_slack;
     bad |= n_nostop != 0;
     if (n_nostop)
-        printf("soak: %u error rules never stopped the VM\n", n_nostop);
+        printf("soak[%s]: %u error rules never stopped the VM\n", dialect(), n_nostop);
+    const char *name = dialect();
     int st = dual_guest_stop(&G);
     bad |= !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    printf("soak: %s\n", bad ? "FAILED" : "passed: 0 lost, 0 stale, 0 corrupted, 0 all-ones, "
-                                          "fd and RSS growth bounded");
-    return bad ? 1 : 0;
+    printf("soak[%s]: %s\n", name, bad ? "FAILED" : "passed: 0 lost, 0 stale, 0 corrupted, "
+                                                   "0 all-ones, fd and RSS growth bounded");
+    fflush(stdout);
+    return !bad;
+}
+
+int main(void)
+{
+    long seconds = env_long("SOAK_SECONDS", 1800);
+    long fd_slack = env_long("SOAK_FD_SLACK", 2), rss_slack = env_long("SOAK_RSS_SLACK_KB", RSS_SLACK_KB);
+    long seed = env_long("SOAK_SEED", (long)time(NULL));
+    rng ^= (uint64_t)seed;
+    const char *which = getenv("SOAK_DIALECT");
+    enum { BOTH, TRADITIONAL_ONLY, QEMU_XEN_ONLY } parts = BOTH;
+    if (which && *which && strcmp(which, "both") != 0) {
+        if (strcmp(which, "traditional") == 0) {
+            parts = TRADITIONAL_ONLY;
+        } else if (strcmp(which, "qemu-xen") == 0) {
+            parts = QEMU_XEN_ONLY;
+        } else {
+            fprintf(stderr, "soak: SOAK_DIALECT='%s' is not both, traditional or qemu-xen\n",
+                    which);
+            return 2;
+        }
+    }
+    printf("soak: %ld s, %s, SOAK_SEED=%ld, bounds per rsdm-sim life: %ld fds, %ld kB RSS\n",
+           seconds, parts == BOTH ? "half in each dialect (traditional, then qemu-xen)"
+                    : parts == TRADITIONAL_ONLY ? "traditional dialect" : "qemu-xen dialect",
+           seed, fd_slack, rss_slack);
+    fflush(stdout);
+    bool ok = true;
+    if (parts != QEMU_XEN_ONLY)
+        ok &= run_part(RSDM_SIM_TRADITIONAL, parts == BOTH ? seconds - seconds / 2 : seconds,
+                       fd_slack, rss_slack);
+    if (parts != TRADITIONAL_ONLY)
+        ok &= run_part(RSDM_SIM_QEMU_XEN, parts == BOTH ? seconds / 2 : seconds, fd_slack,
+                       rss_slack);
+    printf("soak: %s\n", ok ? "passed" : "FAILED");
+    return ok ? 0 : 1;
 }

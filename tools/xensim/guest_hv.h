@@ -26,4 +26,24 @@ int guest_hv_open(struct guest_bus *b, uint32_t domid, unsigned vcpu, uint64_t r
 void guest_hv_set_guest(struct guest_bus *b, const atomic_bool *abort,
                         const atomic_bool *suspend, pthread_rwlock_t *exec);
 
+/* Migration to another domain of the same hypervisor, as a toolstack
+ * does it: it suspends the domain (SHUTDOWN_suspend, which Xen completes
+ * only once no vCPU has an ioreq outstanding), the device model saves,
+ * guest_hv_freeze waits until no access of this vCPU is in flight and
+ * holds every further one, the toolstack copies the RAM into the new
+ * domain, and guest_hv_move makes the vCPU continue there.  Accesses that
+ * found the old domain suspended or gone (nothing was sent) and those
+ * held by the freeze run again on the new domain, as a vCPU executes the
+ * instruction it was suspended before; an interrupt wait moves with it.
+ * Freeze and move from the same thread; a failed move (-1, reason in err)
+ * leaves the vCPU on the old domain and releases the freeze.  Only a bus
+ * made movable waits for a move (bounded by its timeout); on any other an
+ * access to a suspended domain fails at once, as before. */
+void guest_hv_set_movable(struct guest_bus *b, bool movable);
+void guest_hv_freeze(struct guest_bus *b);
+int guest_hv_move(struct guest_bus *b, uint32_t domid, char *err, size_t errlen);
+/* Accesses and interrupt waits of this vCPU that found its domain
+ * suspended or gone, and so waited for a move (or found it done). */
+unsigned long guest_hv_move_waits(struct guest_bus *b);
+
 #endif
