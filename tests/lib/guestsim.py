@@ -184,17 +184,45 @@ class Sim:
     def info(self, domid):
         return json.loads(self.cmd("domain", "info", domid, "--json").stdout)
 
-    def poll(self, what, fn, bound=60):
+    def poll(self, what, fn, bound=60, show=None):
         """fn() until it returns a true value (bounded): for conditions on
-        the guest's counters, which have no event to wait on."""
-        end = time.monotonic() + bound
+        the guest's counters, which have no event to wait on.  At the bound
+        the failure says what was awaited and fn's last value, show()'s
+        account of the state it depends on (when given) and the tail of the
+        simulator's and xl's logs, so the test's log alone explains it."""
+        start = time.monotonic()
+        tries = 0
         while True:
             v = fn()
+            tries += 1
             if v:
                 return v
-            if time.monotonic() > end:
-                fail("timed out after %d s waiting for %s" % (bound, what))
+            if time.monotonic() > start + bound:
+                self.explain(show)
+                fail("timed out after %d s waiting for %s (%d looks, the last gave %r)" %
+                     (bound, what, tries, v))
             time.sleep(0.05)
+
+    def explain(self, show=None, lines=25):
+        """What a failing wait depends on: show() (a string), then the last
+        lines of xensim.log and of every log under xl/log, oldest first."""
+        if show:
+            try:
+                print("--- state:\n" + show())
+            except (Exception, SystemExit) as e:   # the account must not hide the failure
+                print("--- state unavailable: %r" % e)
+        logdir = os.path.join(self.run, "xl", "log")
+        logs = [os.path.join(self.run, "xensim.log")]
+        if os.path.isdir(logdir):
+            logs += sorted((os.path.join(logdir, f) for f in os.listdir(logdir)),
+                           key=os.path.getmtime)
+        for path in logs:
+            try:
+                tail = open(path, errors="replace").read().splitlines()[-lines:]
+            except OSError:
+                continue
+            print("--- last %d lines of %s:" % (len(tail), os.path.relpath(path, self.tmp)))
+            print("\n".join(tail))
 
     def cfg(self, name, workload, vcpus=2, memory=16, extra="", serial_file=False,
             dialect="qemu-xen-traditional", dm_args=()):

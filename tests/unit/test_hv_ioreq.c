@@ -9,7 +9,8 @@
  * the page mapped, 8 servers, bufioreq modes, range errors, highest enabled
  * server wins), null handling while disabled with per-range hit counters,
  * a pending request surviving a disable, SHUTDOWN_suspend deferred by an
- * outstanding request, a backwards state move crashing the domain, and the
+ * outstanding request, a server's destroy ending a pending wait (and so a
+ * deferred shutdown), a backwards state move crashing the domain, and the
  * CF8/CFC translation into PCI_CONFIG.
  */
 #include <errno.h>
@@ -68,6 +69,22 @@ static ioreq_t pio(bool write, uint16_t port, unsigned int size, uint64_t v)
     return r;
 }
 
+/* A write then a read of the scratch register at port on vCPU vcpu, each
+ * answered by the emulator: the server works end to end. */
+static void round_trip(struct hv_domain *d, struct xsim_emu *e, unsigned int vcpu,
+                       uint16_t port, uint64_t v)
+{
+    ioreq_t r = pio(true, port, 2, v);
+    assert_int_equal(hv_vcpu_io_submit(d, vcpu, &r, T), 0);
+    assert_int_equal(xsim_emu_poll(e, T), 1);
+    assert_int_equal(hv_vcpu_io_wait(d, vcpu, &r, T), 0);
+    r = pio(false, port, 2, 0);
+    assert_int_equal(hv_vcpu_io_submit(d, vcpu, &r, T), 0);
+    assert_int_equal(xsim_emu_poll(e, T), 1);
+    assert_int_equal(hv_vcpu_io_wait(d, vcpu, &r, T), 0);
+    assert_int_equal(r.data, v);
+}
+
 /* §1.2 steps 4-9: vp_eport appears only on enable, and only if the pages
  * were mapped first; the I/O of a server enabled too early fails as Xen's
  * "bad event channel". */
@@ -90,16 +107,7 @@ static void test_order_vp_eport(void **state)
                          e.shared->vcpu_ioreq[1].vp_eport);
     assert_int_equal(xsim_emu_bind(&e), 0);
 
-    /* a round trip works */
-    ioreq_t r = pio(true, 0x5004, 2, 0xbeef);
-    assert_int_equal(hv_vcpu_io_submit(d, 1, &r, T), 0);
-    assert_int_equal(xsim_emu_poll(&e, T), 1);
-    assert_int_equal(hv_vcpu_io_wait(d, 1, &r, T), 0);
-    r = pio(false, 0x5004, 2, 0);
-    assert_int_equal(hv_vcpu_io_submit(d, 1, &r, T), 0);
-    assert_int_equal(xsim_emu_poll(&e, T), 1);
-    assert_int_equal(hv_vcpu_io_wait(d, 1, &r, T), 0);
-    assert_int_equal(r.data, 0xbeef);
+    round_trip(d, &e, 1, 0x5004, 0xbeef);
 
     /* A second server enabled before mapping its pages never gets
      * vp_eport values, so Xen refuses to send to it. */
@@ -120,7 +128,7 @@ static void test_order_vp_eport(void **state)
     shared_iopage_t *sp = addr;
     assert_int_equal(sp->vcpu_ioreq[0].vp_eport, 0);
     hv_log_quiet(true);
-    r = pio(false, 0x6000, 1, 0);
+    ioreq_t r = pio(false, 0x6000, 1, 0);
     assert_int_equal(hv_vcpu_io(d, 0, &r, T), -EIO);
     hv_log_quiet(false);
     /* disable + enable with the page mapped fixes it */
@@ -400,6 +408,58 @@ static void test_suspend_waits_for_ioreq(void **state)
     hv_domain_destroy(dom);
 }
 
+/* An emulator that answers the write which powered the guest off and then
+ * exits, destroying its server before the vCPU took the answer (rsdm on
+ * S5): the destroy ends the vCPU's wait, as Xen's does
+ * (hvm_ioreq_server_deinit drops the vCPU's pending state), so the
+ * deferred shutdown completes.  Kept pending, the domain would never be
+ * shut down and xl's monitor never woken. */
+static void test_destroy_ends_pending(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1);
+    struct hv_domain *d = hv_domain_get(dom);
+    struct xsim_emu e;
+    assert_int_equal(xsim_emu_setup(&e, dom), 0);
+    ioreq_t r = pio(true, 0x5004, 2, 0x2000), got;
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 0);
+    assert_int_equal(xsim_emu_take(&e, T, &got), 0);
+    assert_int_equal(xendevicemodel_shutdown(e.dm, dom, SHUTDOWN_poweroff), 0);
+    assert_int_equal(hv_domain_wait(dom, HV_WAIT_SHUT_DOWN, 0), -ETIMEDOUT);   /* deferred */
+    assert_int_equal(xsim_emu_answer(&e, 0, 0), 0);
+    xsim_emu_close(&e);   /* unbind, disable, unmap, destroy: the vCPU has not looked yet */
+    assert_int_equal(hv_domain_wait(dom, HV_WAIT_SHUT_DOWN, T), 0);
+    struct hv_domain_info info;
+    assert_int_equal(hv_domain_info(dom, &info), 0);
+    assert_true(info.shut_down);
+    assert_int_equal(info.shutdown_reason, SHUTDOWN_poweroff);
+    assert_int_equal(info.vcpus_pending, 0);
+    assert_int_equal(hv_vcpu_io_wait(d, 0, &r, T), 0);
+    hv_domain_put(d);
+    hv_domain_destroy(dom);
+
+    /* Destroyed without an answer: the read completes as all-ones, and a
+     * server created next (the same id) starts with nothing pending. */
+    dom = new_domain(1);
+    d = hv_domain_get(dom);
+    assert_int_equal(xsim_emu_setup(&e, dom), 0);
+    ioservid_t old_id = e.id;
+    r = pio(false, 0x5008, 2, 0);
+    assert_int_equal(hv_vcpu_io_submit(d, 0, &r, T), 0);
+    assert_int_equal(xsim_emu_take(&e, T, &got), 0);
+    xsim_emu_close(&e);
+    assert_int_equal(hv_vcpu_io_wait(d, 0, &r, T), 0);
+    assert_int_equal(r.data & 0xffff, 0xffff);
+    assert_int_equal(hv_domain_info(dom, &info), 0);
+    assert_int_equal(info.vcpus_pending, 0);
+    assert_int_equal(xsim_emu_setup(&e, dom), 0);
+    assert_int_equal(e.id, old_id);
+    round_trip(d, &e, 0, 0x5008, 0x1234);
+    xsim_emu_close(&e);
+    hv_domain_put(d);
+    hv_domain_destroy(dom);
+}
+
 /* NONE -> READY -> IORESP_READY only: an emulator moving a slot backwards
  * crashes the domain. */
 static void test_backwards_crashes(void **state)
@@ -636,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_null_while_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_survives_disable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suspend_waits_for_ioreq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_ends_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backwards_crashes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pci_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),

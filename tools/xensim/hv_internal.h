@@ -168,7 +168,10 @@ int hv_ms_left(const struct timespec *deadline);
 void hv_ioreq_destroy_all(struct hv_domain *d);
 int hv_ioreq_create(struct hv_domain *d, int bufioreq, uint64_t owner,
                     unsigned int *id);
-int hv_ioreq_destroy(struct hv_domain *d, unsigned int id);
+/* ends every vCPU's wait on the server, as Xen's destroy does; *shut_down
+ * set when that completed a deferred shutdown (caller fires the hook after
+ * unlocking) */
+int hv_ioreq_destroy(struct hv_domain *d, unsigned int id, bool *shut_down);
 int hv_ioreq_get_info(struct hv_domain *d, unsigned int id, uint32_t *bufport);
 int hv_ioreq_map_range(struct hv_domain *d, unsigned int id, bool map,
                        unsigned int type, uint64_t s, uint64_t e);

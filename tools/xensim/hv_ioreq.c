@@ -15,7 +15,8 @@
  *  - send: slot must be NONE with the right vp_eport, the request is written
  *    with state NONE, then state READY (release), then the event;
  *  - wait: IORESP_READY → NONE and take data; a backwards move or an unknown
- *    state crashes the domain; the request survives a disable.
+ *    state crashes the domain; the request survives a disable; a destroy
+ *    ends the wait (and so a shutdown deferral).
  */
 #include <errno.h>
 #include <poll.h>
@@ -144,13 +145,42 @@ static struct hv_ioreq_server *get_server(struct hv_domain *d, unsigned int id)
     return &d->srv[id];
 }
 
-int hv_ioreq_destroy(struct hv_domain *d, unsigned int id)
+/* Xen's destroy (hvm_ioreq_server_deinit) frees the server's per-vCPU
+ * state, pending flag included: a vCPU waiting on it resumes and completes
+ * its access, and its shutdown deferral ends.  Kept pending here, the
+ * vCPU would wait forever and a shutdown the emulator asked for just
+ * before exiting (rsdm on the guest's S5) would never complete.  An answer
+ * already in the slot is taken (the vCPU would have had it, had it run
+ * before the destroy); without one, a read completes as all-ones, as for a
+ * slot reset to NONE. */
+static void end_waits(struct hv_domain *d, unsigned int id)
 {
+    struct hv_ioreq_server *s = &d->srv[id];
+    for (unsigned int i = 0; i < d->nr_vcpus; i++) {
+        struct hv_vcpu *v = &d->vcpu[i];
+        if (v->state != HV_VCPU_PENDING || !(v->pending & (1u << id)))
+            continue;
+        ioreq_t *p = slot(s, i);
+        if (slot_state(p) == STATE_IORESP_READY)
+            v->data = __atomic_load_n(&p->data, __ATOMIC_ACQUIRE);
+        else
+            hv_log("domain %u vcpu %u: server %u destroyed without answering; "
+                   "completing as all-ones", d->domid, i, id);
+        v->pending &= ~(1u << id);
+        if (v->pending == 0)
+            v->state = HV_VCPU_DONE;
+    }
+}
+
+int hv_ioreq_destroy(struct hv_domain *d, unsigned int id, bool *shut_down)
+{
+    *shut_down = false;
     if (!get_server(d, id))
         return -ENOENT;
-    /* A vCPU waiting on this server stays blocked, as in Xen, until the
-     * domain dies: keep its pending bit. */
+    end_waits(d, id);
     server_free(d, id);
+    *shut_down = hv_domain_check_shut_down(d);
+    hv_domain_kick(d);   /* a vCPU sleeping in hv_vcpu_io_wait takes its completion */
     return 0;
 }
 

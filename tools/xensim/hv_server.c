@@ -264,9 +264,13 @@ static void handle(struct conn *c, const struct hv_req *q, struct hv_rsp *r,
     case HV_OP_SERVER_STATE:
         WITH_DOMAIN(domid, hv_ioreq_set_state(d_, q->id, q->a32[0] != 0));
         break;
-    case HV_OP_SERVER_DESTROY:
-        WITH_DOMAIN(domid, hv_ioreq_destroy(d_, q->id));
+    case HV_OP_SERVER_DESTROY: {
+        bool shut_down = false;
+        WITH_DOMAIN(domid, hv_ioreq_destroy(d_, q->id, &shut_down));
+        if (shut_down)
+            hv_domain_fire_hook(domid, HV_DOM_SHUTDOWN);
         break;
+    }
     case HV_OP_MAP_RESOURCE: {
         if (q->a32[0] != XENMEM_resource_ioreq_server) {
             rc = -EOPNOTSUPP;
