@@ -59,9 +59,13 @@ static int wait_reg(struct guest_ahci *h, uint64_t reg, uint32_t mask, uint32_t 
     int64_t deadline = now_ms() + h->bus->timeout_ms;
     for (;;) {
         uint32_t v;
+        uint64_t paused = h->bus->paused_ms;
         int rc = rd(h, reg, &v);
         if (rc < 0)
             return rc;
+        /* A read held while the vCPU was paused (the dm stopped, e.g. in
+         * io-error) is time the guest did not run: not counted. */
+        deadline += (int64_t)(h->bus->paused_ms - paused);
         /* All-ones usually means the access reached nothing; PxCI and
          * PxSACT legitimately read so with all 32 slots busy. */
         bool slot_reg = reg == h->port + P_CI || reg == h->port + P_SACT;

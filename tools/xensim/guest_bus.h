@@ -72,6 +72,9 @@ struct guest_bus {
      * load's requests), and the driver is waiting for that command to
      * complete (`completing`: nothing of it is left to issue). */
     bool resumable, completing;
+    /* Time the back-end's accesses waited with the vCPU paused (not the
+     * guest's time: drivers do not count it against their bounds). */
+    uint64_t paused_ms;
 };
 
 /* Set up the generic part; RAM [ram_base, ram_end) is handed out by

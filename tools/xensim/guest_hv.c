@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hv.h"
 #include "guest_hv.h"
@@ -52,6 +53,53 @@ static bool may_freeze(const struct guest_bus *b, const struct gh *g)
     return b->resumable && b->completing && g->suspend && atomic_load(g->suspend);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The access after its first try: rc as the hypervisor answered, or
+ * GUEST_FROZEN.  *paused is set when the vCPU was held paused. */
+static int io_wait(struct guest_bus *b, struct gh *g, ioreq_t *r, int slice, int rc,
+                   bool *paused)
+{
+    if (rc == -EBUSY && g->abort) {
+        /* A read this vCPU was frozen in (below) was answered while the
+         * domain stayed paused; the vCPU, running again, takes that answer
+         * and repeats the read, as the instruction it was in would. */
+        ioreq_t old = *r;
+        if (hv_vcpu_io_wait(g->d, g->vcpu, &old, b->timeout_ms) == 0)
+            rc = hv_vcpu_io(g->d, g->vcpu, r, slice);
+    }
+    /* A paused vCPU simply stays paused (nothing was sent), however long
+     * the dm or the toolstack keeps it so; only a runner tearing down
+     * gives up, and a suspend freezes it where that is allowed. */
+    while (rc == -EAGAIN && g->abort && !aborted(g)) {
+        *paused = true;
+        if (may_freeze(b, g))
+            return GUEST_FROZEN;
+        rc = hv_vcpu_io(g->d, g->vcpu, r, slice);
+    }
+    /* Still outstanding: a real vCPU keeps waiting.  While the domain is
+     * paused the answer cannot be taken, so that wait is not counted;
+     * a running domain gets one more bound.  A read (the completion
+     * polls) may be frozen here: it is repeated after the resume. */
+    for (int waited = slice; rc == -ETIMEDOUT && !aborted(g);) {
+        bool now_paused = g->abort && domain_paused(g);
+        *paused = *paused || now_paused;
+        if (now_paused && r->dir == IOREQ_READ && may_freeze(b, g))
+            return GUEST_FROZEN;
+        if (!now_paused && waited >= 2 * b->timeout_ms)
+            break;
+        if (!now_paused)
+            waited += slice;
+        rc = hv_vcpu_io_wait(g->d, g->vcpu, r, slice);
+    }
+    return rc;
+}
+
 static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, unsigned size,
               uint64_t *data)
 {
@@ -66,37 +114,13 @@ static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, uns
     r.data = dir == IOREQ_WRITE ? *data : 0;
     bool freezable = b->resumable && b->completing && g->suspend;
     int slice = freezable ? GH_FREEZE_POLL_MS : b->timeout_ms;
-    int rc = hv_vcpu_io(g->d, g->vcpu, &r, slice);
-    if (rc == -EBUSY && g->abort) {
-        /* A read this vCPU was frozen in (below) was answered while the
-         * domain stayed paused; the vCPU, running again, takes that answer
-         * and repeats the read, as the instruction it was in would. */
-        ioreq_t old = r;
-        if (hv_vcpu_io_wait(g->d, g->vcpu, &old, b->timeout_ms) == 0)
-            rc = hv_vcpu_io(g->d, g->vcpu, &r, slice);
-    }
-    /* A paused vCPU simply stays paused (nothing was sent), however long
-     * the dm or the toolstack keeps it so; only a runner tearing down
-     * gives up, and a suspend freezes it where that is allowed. */
-    while (rc == -EAGAIN && g->abort && !aborted(g)) {
-        if (may_freeze(b, g))
-            return GUEST_FROZEN;
-        rc = hv_vcpu_io(g->d, g->vcpu, &r, slice);
-    }
-    /* Still outstanding: a real vCPU keeps waiting.  While the domain is
-     * paused the answer cannot be taken, so that wait is not counted;
-     * a running domain gets one more bound.  A read (the completion
-     * polls) may be frozen here: it is repeated after the resume. */
-    for (int waited = slice; rc == -ETIMEDOUT && !aborted(g);) {
-        bool paused = g->abort && domain_paused(g);
-        if (paused && dir == IOREQ_READ && may_freeze(b, g))
-            return GUEST_FROZEN;
-        if (!paused && waited >= 2 * b->timeout_ms)
-            break;
-        if (!paused)
-            waited += slice;
-        rc = hv_vcpu_io_wait(g->d, g->vcpu, &r, slice);
-    }
+    int64_t t0 = mono_ms();
+    bool paused = g->abort && domain_paused(g);   /* the first try may wait it out */
+    int rc = io_wait(b, g, &r, slice, hv_vcpu_io(g->d, g->vcpu, &r, slice), &paused);
+    if (paused || rc == -EAGAIN)
+        b->paused_ms += (uint64_t)(mono_ms() - t0);
+    if (rc == GUEST_FROZEN)
+        return rc;
     if (rc < 0)
         return guest_bus_fail(b, "hv: vCPU %u %s %s 0x%llx size %u: %s", g->vcpu,
                               type == IOREQ_TYPE_PIO ? "port" : "MMIO",

@@ -44,8 +44,11 @@ static int wait_not_busy(struct guest_ide *d, uint8_t *st, const char *what)
 {
     int64_t deadline = now_ms() + d->bus->timeout_ms;
     for (;;) {
+        uint64_t paused = d->bus->paused_ms;
         if (guest_inb(d->bus, d->ctl, st) < 0)
             return -1;
+        /* time held in the read with the vCPU paused is not the guest's */
+        deadline += (int64_t)(d->bus->paused_ms - paused);
         if (*st == 0xff)
             return guest_bus_fail(d->bus, "ide: status reads all-ones during %s (nothing decodes 0x%x)",
                                   what, d->ctl);
