@@ -78,18 +78,23 @@ static int io_wait(struct guest_bus *b, struct gh *g, ioreq_t *r, int slice, int
      * gives up, and a suspend freezes it where that is allowed. */
     while (rc == -EAGAIN && g->abort && !aborted(g)) {
         *paused = true;
-        if (may_freeze(b, g))
+        /* not sent: a poll's read is simply repeated; a command's start
+         * must still be sent, so a write is not frozen here */
+        if (r->dir == IOREQ_READ && may_freeze(b, g))
             return GUEST_FROZEN;
         rc = hv_vcpu_io(g->d, g->vcpu, r, slice);
     }
     /* Still outstanding: a real vCPU keeps waiting.  While the domain is
      * paused the answer cannot be taken, so that wait is not counted;
-     * a running domain gets one more bound.  A read (the completion
-     * polls) may be frozen here: it is repeated after the resume. */
+     * a running domain gets one more bound.  Sent, the access may be
+     * frozen here: a completion poll's read is repeated after the resume,
+     * and a command's start (a write, `completing` set around it by the
+     * driver) has reached the device, which may even have stopped the VM
+     * on that very command before the vCPU took the answer. */
     for (int waited = slice; rc == -ETIMEDOUT && !aborted(g);) {
         bool now_paused = g->abort && domain_paused(g);
         *paused = *paused || now_paused;
-        if (now_paused && r->dir == IOREQ_READ && may_freeze(b, g))
+        if (now_paused && may_freeze(b, g))
             return GUEST_FROZEN;
         if (!now_paused && waited >= 2 * b->timeout_ms)
             break;
