@@ -724,6 +724,11 @@ static uint8_t tf_read(ide_channel *c, unsigned reg)
 static void tf_write(ide_channel *c, unsigned reg, uint8_t v)
 {
     ata_taskfile *t = &c->tf;
+    /* The command block is ignored while the selected drive is busy with a
+     * command (QEMU's ide_ioport_write): a guest cannot move a latched or
+     * running command to the other drive, or change its registers. */
+    if (reg != 7 && (ide_cur(c)->status & (ATA_STAT_BSY | ATA_STAT_DRQ)))
+        return;
     if (reg >= 1 && reg <= 6)
         c->devctl &= (uint8_t)~ATA_CTL_HOB;
     switch (reg) {

@@ -39,6 +39,7 @@ struct dm_ioreq {
     shared_iopage_t *shared;
     unsigned nr_vcpus;
     evtchn_port_t *local;             /* per vCPU, 0 = not bound */
+    bool *ready_seen;                 /* per vCPU: READY at the last rescue pass */
     evtchn_port_t buf_remote, buf_local;
     bool enabled;
     dm_ioreq_stats stats;
@@ -81,7 +82,8 @@ int dm_ioreq_create(dm_ioreq **out, dm_xen *x, dm_guestmem *gm, const dm_ioreq_o
         goto fail;
     }
     io->local = calloc(io->nr_vcpus, sizeof(*io->local));
-    if (!io->local) {
+    io->ready_seen = calloc(io->nr_vcpus, sizeof(*io->ready_seen));
+    if (!io->local || !io->ready_seen) {
         errno = ENOMEM;
         goto fail;
     }
@@ -210,6 +212,7 @@ void dm_ioreq_destroy(dm_ioreq *io)
     if (io->created && xendevicemodel_destroy_ioreq_server(io->x->dmod, io->x->domid, io->id) < 0)
         dm_warn("destroying the ioreq server failed: %s", strerror(errno));
     free(io->local);
+    free(io->ready_seen);
     free(io);
 }
 
@@ -379,6 +382,7 @@ static int answer_slot(dm_ioreq *io, unsigned vcpu)
     if (slot_state(slot) != STATE_IOREQ_READY)
         return 0;                     /* spurious: nothing to answer */
     set_slot_state(slot, STATE_IOREQ_INPROCESS);
+    io->ready_seen[vcpu] = false;
     ioreq_t req;
     memcpy(&req, slot, sizeof(req));
     drain_buffered(io);               /* buffered writes logically precede this request */
@@ -418,13 +422,23 @@ int dm_ioreq_handle(dm_ioreq *io)
     return 0;
 }
 
-int dm_ioreq_scan(dm_ioreq *io)
+/* Answers READY slots without waiting for their notification; with
+ * `grace`, only those already READY at the previous graced pass. */
+static int answer_unnotified(dm_ioreq *io, bool grace)
 {
     int answered = 0;
     drain_buffered(io);
     for (unsigned i = 0; i < io->nr_vcpus; i++) {
         if (!io->local[i])
             continue;
+        if (grace) {
+            bool ready = slot_state(&io->shared->vcpu_ioreq[i]) == STATE_IOREQ_READY;
+            /* First sighting: its notification may just not be handled yet. */
+            bool first = ready && !io->ready_seen[i];
+            io->ready_seen[i] = ready;
+            if (!ready || first)
+                continue;
+        }
         int r = answer_slot(io, i);
         if (r < 0)
             return r;
@@ -433,4 +447,14 @@ int dm_ioreq_scan(dm_ioreq *io)
         answered += r;
     }
     return answered;
+}
+
+int dm_ioreq_rescue(dm_ioreq *io)
+{
+    return answer_unnotified(io, true);
+}
+
+int dm_ioreq_scan(dm_ioreq *io)
+{
+    return answer_unnotified(io, false);
 }

@@ -53,15 +53,21 @@ int dm_ioreq_fd(const dm_ioreq *io);
  * synchronous requests answered, or a negative errno on a fatal error. */
 int dm_ioreq_handle(dm_ioreq *io);
 
-/* Answers every slot left READY without a notification (a lost event must
- * not hang a vCPU forever); the main loop calls it from a slow timer. */
+/* Answers every slot that is READY now, notified or not (before a save
+ * writes the device state, nothing already sent may be left behind). */
 int dm_ioreq_scan(dm_ioreq *io);
+/* A lost notification must not hang a vCPU forever: the main loop calls
+ * this from a slow timer, and it answers a slot it found READY at the
+ * previous call too without a notification answering it in between (a
+ * slot seen READY once may have its notification merely queued).  Those
+ * count as rescued.  The number answered, or a negative errno. */
+int dm_ioreq_rescue(dm_ioreq *io);
 
 unsigned dm_ioreq_nr_vcpus(const dm_ioreq *io);
 
 typedef struct dm_ioreq_stats {
     uint64_t pio, mmio, pci_config, timeoffset, invalidate, buffered, unclaimed, bad;
-    uint64_t rescued;                 /* answered by dm_ioreq_scan, not by a notification */
+    uint64_t rescued;                 /* answered by a scan or rescue, not by a notification */
 } dm_ioreq_stats;
 void dm_ioreq_get_stats(const dm_ioreq *io, dm_ioreq_stats *out);
 

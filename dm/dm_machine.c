@@ -44,7 +44,7 @@
 #include "xsc_control.h"
 #include "xsc_disks.h"
 
-#define IOREQ_SCAN_NS (100 * 1000 * 1000)   /* a lost notification costs at most this */
+#define IOREQ_SCAN_NS (100 * 1000 * 1000)   /* a lost notification costs at most twice this */
 
 /* Stop reasons that are the dm's own: while one is held and the dm is not
  * restricted, it keeps one pause reference on the domain so the guest's
@@ -216,6 +216,15 @@ static void reset_hook(void *opaque, rs_cause cause)
         dm_err("xendevicemodel_shutdown(reboot) failed: %s", strerror(errno));
 }
 
+/* cont/retry after a live save gave the images up: take them back first,
+ * so a lock another process holds now (a migration's destination) fails
+ * the command and the VM stays stopped, as QEMU's cont does. */
+static int activate_hook(void *opaque, char *why, size_t why_len)
+{
+    dm_machine *m = opaque;
+    return m->disks ? dm_disks_lock_acquire(m->disks, why, why_len) : 0;
+}
+
 /* Xen's IOREQ_TYPE_TIMEOFFSET: the guest moved its RTC.  The traditional
  * dialect keeps the offset at /vm/<uuid>/rtc/timeoffset, as qemu-traditional
  * does, so the toolstack carries it across save/restore.  The uuid is read
@@ -255,7 +264,7 @@ static void on_ioreq(void *opaque, int fd)
 static void on_scan(void *opaque)
 {
     dm_machine *m = opaque;
-    int r = dm_ioreq_scan(m->ioreq);
+    int r = dm_ioreq_rescue(m->ioreq);
     if (r > 0)
         dm_warn("%d request(s) answered without a notification", r);
 }
@@ -588,7 +597,7 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     STEP("signals", dm_loop_handle_signals(m->loop, on_signal, m));
     STEP("run state", nonnull(m->vm = rs_vm_new()));
     rs_set_log(m->vm, log_from_runstate, NULL);
-    rs_hooks hooks = { .reset = reset_hook, .opaque = m };
+    rs_hooks hooks = { .reset = reset_hook, .activate = activate_hook, .opaque = m };
     rs_set_hooks(m->vm, &hooks);
     if (args->no_shutdown) {
         rs_action_update au = { .has_shutdown = true, .value.shutdown = RS_SHUTDOWN_PAUSE };

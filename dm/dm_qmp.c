@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dm_log.h"
@@ -35,6 +36,7 @@ struct dm_qmp {
     size_t cap_pfds;
     unsigned gen;
     char paths[DM_ARGS_MAX_MONITORS][DM_ARGS_PATH_MAX];   /* socket files we made */
+    ino_t inos[DM_ARGS_MAX_MONITORS];                     /* ... so we remove only those */
     bool sink;
 };
 
@@ -180,9 +182,11 @@ static int open_monitor(dm_qmp *q, const dm_monitor *mon, char *why, size_t len)
                  strerror(-r));
         return r;
     }
+    struct stat st;
     for (size_t i = 0; i < DM_ARGS_MAX_MONITORS; i++)
         if (!q->paths[i][0]) {
             memcpy(q->paths[i], mon->path, sizeof(q->paths[i]));
+            q->inos[i] = lstat(mon->path, &st) == 0 ? st.st_ino : 0;
             break;
         }
     dm_info("qmp: monitor '%s' on %s", mon->id, mon->path);
@@ -236,10 +240,20 @@ void dm_qmp_free(dm_qmp *q)
     qmp_server_free(q->srv);
     qmp_commands_free(q->cmds);
     /* QEMU removes its socket files on exit; a restricted dm inside a
-     * chroot cannot reach them, and the toolstack removes them then. */
-    for (size_t i = 0; i < DM_ARGS_MAX_MONITORS; i++)
-        if (q->paths[i][0] && unlink(q->paths[i]) < 0 && errno != ENOENT)
+     * chroot cannot reach them, and the toolstack removes them then.  A
+     * file another dm has bound since (the next dm of the same domain,
+     * started while this one still ran) is that dm's monitor. */
+    struct stat st;
+    for (size_t i = 0; i < DM_ARGS_MAX_MONITORS; i++) {
+        if (!q->paths[i][0] || lstat(q->paths[i], &st) < 0)
+            continue;
+        if (st.st_ino != q->inos[i]) {
+            dm_debug("qmp: %s is another process's socket now; left in place", q->paths[i]);
+            continue;
+        }
+        if (unlink(q->paths[i]) < 0 && errno != ENOENT)
             dm_debug("qmp: removing %s: %s", q->paths[i], strerror(errno));
+    }
     free(q->t);
     free(q->slot);
     free(q->pfds);

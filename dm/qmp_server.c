@@ -50,6 +50,8 @@ struct qmp_server {
     size_t nlisteners;
     qmp_client *clients;
     size_t nclients;
+    int spare;                  /* an fd given up to refuse a client when out of fds */
+    time_t emfile_logged;       /* when the last out-of-fds warning went out */
 };
 
 void qmp_error_set(qmp_error *e, const char *cls, const char *fmt, ...)
@@ -68,6 +70,7 @@ qmp_server *qmp_server_new(qmp_dispatch_fn dispatch, void *opaque)
         return NULL;
     s->dispatch = dispatch;
     s->opaque = opaque;
+    s->spare = -1;
     return s;
 }
 
@@ -114,6 +117,8 @@ void qmp_server_free(qmp_server *s)
     reap(s);
     for (size_t i = 0; i < s->nlisteners; i++)
         close(s->listeners[i]);
+    if (s->spare >= 0)
+        close(s->spare);
     free(s);
 }
 
@@ -147,6 +152,9 @@ int qmp_server_listen_fd(qmp_server *s, int fd)
     }
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     s->listeners[s->nlisteners++] = fd;
+    /* A duplicate needs no file system (a restricted dm may have none). */
+    if (s->spare < 0)
+        s->spare = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     return 0;
 }
 
@@ -584,15 +592,43 @@ static void client_read(qmp_client *c)
     }
 }
 
+/* Out of fds, a pending connection keeps the listener readable and the
+ * loop would spin on it.  The spare fd is given up for a moment to accept
+ * the connection and close it at once: the client sees the monitor close,
+ * the listener goes quiet, and later clients are served once fds are free
+ * again.  True if the pending connection was taken off the queue. */
+static bool refuse_out_of_fds(qmp_server *s, int lfd, int err)
+{
+    time_t now = time(NULL);
+    if (now != s->emfile_logged) {
+        s->emfile_logged = now;
+        dm_warn("qmp: accept on fd %d: %s; closing the new connection", lfd, strerror(err));
+    }
+    if (s->spare < 0)
+        return false;
+    close(s->spare);
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    s->spare = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+    return fd >= 0;
+}
+
 static void accept_all(qmp_server *s, int lfd)
 {
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int err = errno;
+            if (err == EINTR || err == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                dm_warn("qmp: accept on fd %d: %s", lfd, strerror(errno));
+            if (err == EMFILE || err == ENFILE) {
+                if (refuse_out_of_fds(s, lfd, err))
+                    continue;
+                return;
+            }
+            if (err != EAGAIN && err != EWOULDBLOCK)
+                dm_warn("qmp: accept on fd %d: %s", lfd, strerror(err));
             return;
         }
         qmp_server_add_client_fd(s, fd);

@@ -220,6 +220,19 @@ static void release_group(rs_vm *vm, rs_group g)
             rs_hold_del(vm, (rs_state)s);
 }
 
+/* The activate hook, just before a start releases its holds. */
+static int activate(rs_vm *vm, rs_err *err)
+{
+    if (!vm->hooks.activate)
+        return 0;
+    char why[sizeof(err->msg)] = "";
+    int r = vm->hooks.activate(vm->hooks.opaque, why, sizeof(why));
+    if (r >= 0)
+        return 0;
+    rs_seterr(err, r, "%s", why[0] ? why : "the devices refused to start");
+    return r;
+}
+
 int rs_cont(rs_vm *vm, rs_err *err)
 {
     REQUIRE_MAIN_ERR(vm, err);
@@ -245,6 +258,9 @@ int rs_cont(rs_vm *vm, rs_err *err)
     }
     if (h == 0)
         return 0;
+    r = activate(vm, err);
+    if (r < 0)
+        return r;
     release_group(vm, RS_GROUP_USER);
     release_group(vm, RS_GROUP_MANAGEMENT);
     rs_start(vm, "cont");
@@ -267,6 +283,9 @@ int rs_retry(rs_vm *vm, rs_err *err)
         rs_seterr(err, -EBUSY, "also held by: %s", others);
         return -EBUSY;
     }
+    r = activate(vm, err);
+    if (r < 0)
+        return r;
     rs_hold_del(vm, RS_IO_ERROR);
     rs_start(vm, "retry");
     return 0;

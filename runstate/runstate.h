@@ -204,6 +204,10 @@ typedef struct rs_hooks {
     void (*inject_nmi)(void *opaque);                     /* watchdog inject-nmi */
     void (*watchdog_debug)(void *opaque);                 /* watchdog debug */
     int (*drain_flush)(void *opaque);                     /* end of every stop; <0 on failure */
+    /* Before cont/retry start the VM: <0 (a -errno) refuses the start
+     * with `why` as the error, nothing released (QEMU's cont failing when
+     * it cannot re-take its images). */
+    int (*activate)(void *opaque, char *why, size_t why_len);
     void *opaque;
 } rs_hooks;
 

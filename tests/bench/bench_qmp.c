@@ -37,6 +37,7 @@
 #define TIMEOUT_MS 10000
 
 static int cpu;
+static char placement[32];
 
 static void die(const char *what)
 {
@@ -44,11 +45,16 @@ static void die(const char *what)
     exit(1);
 }
 
-static void row(const char *what, const bench_stats *v, const bench_stats *base, double scale,
-                const char *unit)
+/* A table row of medians and its baseline's name, and the same figure for
+ * the report (bench_emit; `what` is unique within the benchmark). */
+static void row(const char *what, const char *base_name, const bench_stats *v,
+                const bench_stats *base, double scale, const char *unit)
 {
-    printf("  %-40s %10.1f %10.1f %-4s %8.2f\n", what, (double)v->p50 / scale,
+    printf("  %-44s %10.1f %10.1f %-4s %8.2f\n", what, (double)v->p50 / scale,
            (double)base->p50 / scale, unit, (double)v->p50 / (double)base->p50);
+    printf("    baseline: %s\n", base_name);
+    bench_emit(what, (double)v->p50 / scale, unit, base_name, (double)base->p50 / scale,
+               placement, true);
 }
 
 static void exec_ok(xlq *c, const char *cmd, json_t *args, int fd, json_t **ret)
@@ -177,18 +183,22 @@ int main(void)
 
     printf("rsdm-sim on xensim, both dialects; CPU placement: this process, rsdm-sim and "
            "xensim pinned to CPU %d\n", cpu);
-    printf("  %-40s %10s %10s %-4s %8s\n", "figure (median)", "qemu-xen", "baseline", "unit",
+    snprintf(placement, sizeof(placement), "all-on-cpu%d", cpu);
+    printf("  %-44s %10s %10s %-4s %8s\n", "figure (median)", "qemu-xen", "baseline", "unit",
            "ratio");
-    row("query-status round trip (open conn.)", &s_status, &s_xsread, 1000.0, "us");
-    printf("    baseline: traditional dialect, reading `runstate` (one xenstore round trip)\n");
-    row("query-status round trip (open conn.)", &s_status, &s_pp, 1000.0, "us");
-    printf("    baseline: eventfd ping-pong between two threads\n");
-    row("connect + greeting + qmp_capabilities", &s_conn, &s_status, 1000.0, "us");
-    printf("    baseline: one query-status on an open connection\n");
-    row("stop..save..cont, a conn. per cmd (libxl)", &s_qsave, &s_tsave, 1e6, "ms");
-    printf("    baseline: traditional `save` until `paused`, `continue` until `running`\n");
-    row("stop..save..cont, one connection", &s_qsave1, &s_tsave, 1e6, "ms");
-    printf("    baseline: the same traditional cycle\n");
+    row("query-status round trip, open conn. (p50)",
+        "traditional `runstate` xenstore read (p50)", &s_status, &s_xsread,
+        1000.0, "us");
+    row("query-status round trip vs ping-pong (p50)", "eventfd ping-pong (p50)",
+        &s_status, &s_pp, 1000.0, "us");
+    row("connect + greeting + qmp_capabilities (p50)", "one query-status on an open conn. (p50)",
+        &s_conn, &s_status, 1000.0, "us");
+    row("stop..save..cont, a conn. per cmd, libxl (p50)",
+        "traditional save->paused, continue->running (p50)", &s_qsave, &s_tsave,
+        1e6, "ms");
+    row("stop..save..cont, one connection (p50)",
+        "traditional save->paused, continue->running (p50)", &s_qsave1, &s_tsave,
+        1e6, "ms");
     printf("RESULT bench_qmp cpu=%d status_p50_ns=%" PRIu64 " xsread_p50_ns=%" PRIu64
            " connect_p50_ns=%" PRIu64 " qmp_save_cycle_p50_ns=%" PRIu64
            " qmp_save_cycle_oneconn_p50_ns=%" PRIu64 " trad_save_cycle_p50_ns=%" PRIu64 "\n",

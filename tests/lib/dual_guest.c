@@ -245,11 +245,7 @@ long dual_guest_verify(dual_guest *g, unsigned d)
 
 int dual_guest_command(dual_guest *g, const char *cmd)
 {
-    if (!xs_write(g->sim.xs, XBT_NULL, g->sim.command, cmd, strlen(cmd))) {
-        fprintf(stderr, "dual_guest: writing command %s: %s\n", cmd, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return rsdm_sim_command(&g->sim, cmd);
 }
 
 void dual_guest_runstate(dual_guest *g, char *out, size_t len)

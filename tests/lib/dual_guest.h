@@ -90,7 +90,8 @@ int dual_guest_read(dual_guest *g, unsigned d, uint64_t lba, unsigned count);
  * number of bad sectors from the host-side pass, or -1. */
 long dual_guest_verify(dual_guest *g, unsigned d);
 
-/* Traditional-dialect command ("stop", "continue", "save"). 0 or -1. */
+/* rsdm_sim_command: "stop" or "continue" in either dialect (traditional:
+ * any command, e.g. "save").  0 or -1. */
 int dual_guest_command(dual_guest *g, const char *cmd);
 /* The runstate node's value (empty if unreadable). */
 void dual_guest_runstate(dual_guest *g, char *out, size_t len);

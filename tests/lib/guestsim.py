@@ -196,10 +196,12 @@ class Sim:
                 fail("timed out after %d s waiting for %s" % (bound, what))
             time.sleep(0.05)
 
-    def cfg(self, name, workload, vcpus=2, memory=16, extra="", serial_file=False):
+    def cfg(self, name, workload, vcpus=2, memory=16, extra="", serial_file=False,
+            dialect="qemu-xen-traditional", dm_args=()):
         """An xl.cfg for rsdm-sim with its serial on a socket the runner
-        connects to (or, serial_file, appended to a file); returns (path,
-        console socket or file)."""
+        connects to (or, serial_file, appended to a file), in the dialect
+        given (device_model_version), dm_args added to
+        device_model_args_hvm; returns (path, console socket or file)."""
         con = os.path.join(self.tmp, name + ".con")
         serial = "file:" + con if serial_file else "unix:%s,server" % con
         path = os.path.join(self.tmp, name + ".cfg")
@@ -207,10 +209,11 @@ class Sim:
             f.write('name = "%s"\ntype = "hvm"\nmemory = %d\nvcpus = %d\n'
                     'serial = "%s"\n'
                     'device_model_override = "%s"\n'
-                    'device_model_version = "qemu-xen-traditional"\n'
-                    'device_model_args_hvm = [ "--save-dir", "%s" ]\n'
+                    'device_model_version = "%s"\n'
+                    'device_model_args_hvm = [ %s"--save-dir", "%s" ]\n'
                     'xensim_workload = "%s"\n%s' %
-                    (name, memory, vcpus, serial, os.path.join(self.bin, "rsdm-sim"),
+                    (name, memory, vcpus, serial, os.path.join(self.bin, "rsdm-sim"), dialect,
+                     "".join('"%s", ' % a for a in dm_args),
                      os.path.join(self.run, "xl", "lib"), workload, extra))
         return path, con
 
@@ -232,3 +235,67 @@ def check_stream(log, what):
             fail("%s: console line %d carries number %d (lost, repeated or reordered)" %
                  (what, i, n))
     return len(nums)
+
+
+class Qmp:
+    """A QMP client on a dm's monitor socket: capabilities negotiated,
+    commands answered in order, events kept (in arrival order) for the
+    test to inspect.  Every read is bounded."""
+
+    def __init__(self, path, timeout=20):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.f = self.s.makefile("rwb")
+        self.events = []
+        greeting = self._line()
+        if "QMP" not in greeting:
+            fail("QMP %s: no greeting: %r" % (path, greeting))
+        self.cmd("qmp_capabilities")
+
+    def _line(self):
+        line = self.f.readline()
+        if not line:
+            fail("QMP: the dm closed the connection")
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        """The command's return value; an error answer fails the test."""
+        r = self.exec(name, **args)
+        if "error" in r:
+            fail("QMP %s: %s" % (name, r["error"]))
+        return r["return"]
+
+    def exec(self, name, **args):
+        """The whole answer ({"return": ...} or {"error": ...})."""
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.f.write(json.dumps(msg).encode() + b"\r\n")
+        self.f.flush()
+        while True:
+            r = self._line()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            return r
+
+    def wait_event(self, name, bound=20):
+        """Until an event called name has arrived (kept in self.events)."""
+        end = time.monotonic() + bound
+        while not any(e["event"] == name for e in self.events):
+            left = end - time.monotonic()
+            if left <= 0:
+                fail("QMP: no %s event within %d s (got %s)" %
+                     (name, bound, [e["event"] for e in self.events]))
+            self.s.settimeout(left)
+            try:
+                r = self._line()
+            except socket.timeout:
+                continue
+            if "event" in r:
+                self.events.append(r)
+
+    def close(self):
+        self.f.close()
+        self.s.close()

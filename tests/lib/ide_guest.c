@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xenstore.h>
@@ -217,5 +218,67 @@ int ide_guest_wait_runstate(ide_guest *g, const char *want, int timeout_ms)
 
 int ide_guest_command(ide_guest *g, const char *cmd)
 {
-    return xs_write(g->sim.xs, XBT_NULL, g->sim.command, cmd, strlen(cmd)) ? 0 : -1;
+    return rsdm_sim_command(&g->sim, cmd);
+}
+
+rsdm_sim_dialect ide_guest_dialect = RSDM_SIM_TRADITIONAL;
+
+static void events_note(void *opaque, json_t *event)
+{
+    ide_guest_events *e = opaque;
+    const char *name = json_string_value(json_object_get(event, "event"));
+    if (e->n < IDE_GUEST_EVENTS && name) {
+        json_t *d = json_object_get(event, "data");
+        if (strcmp(name, "BLOCK_IO_ERROR") == 0)
+            snprintf(e->ev[e->n], sizeof(e->ev[0]), "%s %s %s %s", name,
+                     json_string_value(json_object_get(d, "device")) ?: "?",
+                     json_string_value(json_object_get(d, "operation")) ?: "?",
+                     json_string_value(json_object_get(d, "action")) ?: "?");
+        else
+            snprintf(e->ev[e->n], sizeof(e->ev[0]), "%s", name);
+        e->n++;
+    }
+    json_decref(event);
+}
+
+int ide_guest_events_open(ide_guest *g, ide_guest_events *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->c = rsdm_sim_qmp(&g->sim);
+    if (!e->c)
+        return -1;
+    xlq_set_event_fn(e->c, events_note, e);
+    return 0;
+}
+
+int ide_guest_events_find(const ide_guest_events *e, const char *name, unsigned from)
+{
+    for (unsigned i = from; i < e->n; i++)
+        if (strncmp(e->ev[i], name, strlen(name)) == 0)
+            return (int)i;
+    return -1;
+}
+
+int ide_guest_events_wait(ide_guest_events *e, const char *name, unsigned count, int timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int i = -1;
+        for (unsigned k = 0; k < count && (k == 0 || i >= 0); k++)
+            i = ide_guest_events_find(e, name, (unsigned)(i + 1));
+        if (i >= 0)
+            return i;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || xlq_pump(e->c, (int)left) < 0)
+            return -1;
+    }
+}
+
+void ide_guest_events_close(ide_guest_events *e)
+{
+    if (e->c)
+        xlq_close(e->c);
+    e->c = NULL;
 }

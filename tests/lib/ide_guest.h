@@ -71,7 +71,42 @@ uint64_t ide_guest_null_hits(ide_guest *g);
 
 /* Waits until the runstate node reads `want` ("io-error holds=io-error"). */
 int ide_guest_wait_runstate(ide_guest *g, const char *want, int timeout_ms);
-/* Writes a traditional dialect command ("continue", "save", "stop"). */
+/* rsdm_sim_command: "stop" or "continue" in either dialect (traditional:
+ * any command, e.g. "save"). */
 int ide_guest_command(ide_guest *g, const char *cmd);
+
+/* The dialect the IDE tests run in: each test binary runs its cases once
+ * per dialect (IDE_GUEST_RUN_DIALECTS), its setups passing this one. */
+extern rsdm_sim_dialect ide_guest_dialect;
+/* In a cmocka main: the group `tests` (an array) as "traditional", then
+ * as "qemu-xen"; the failed cases of both. */
+#define IDE_GUEST_RUN_DIALECTS(tests)                                                   \
+    ({                                                                                  \
+        int failed_ = 0;                                                                \
+        ide_guest_dialect = RSDM_SIM_TRADITIONAL;                                       \
+        failed_ += cmocka_run_group_tests_name("traditional", tests, NULL, NULL);       \
+        ide_guest_dialect = RSDM_SIM_QEMU_XEN;                                          \
+        failed_ += cmocka_run_group_tests_name("qemu-xen", tests, NULL, NULL);          \
+        failed_;                                                                        \
+    })
+
+/* qemu-xen: the QMP events of one monitor connection, in arrival order,
+ * as "NAME" or, for BLOCK_IO_ERROR, "BLOCK_IO_ERROR device operation
+ * action" (e.g. "BLOCK_IO_ERROR hda write stop"). */
+#define IDE_GUEST_EVENTS 32
+typedef struct ide_guest_events {
+    xlq *c;
+    unsigned n;
+    char ev[IDE_GUEST_EVENTS][96];
+} ide_guest_events;
+/* 0, or -1 (message on stderr). */
+int ide_guest_events_open(ide_guest *g, ide_guest_events *e);
+/* Until `count` events whose text starts with `name` arrived (they may
+ * already have): the index of the count-th, or -1 after timeout_ms or on a
+ * closed connection. */
+int ide_guest_events_wait(ide_guest_events *e, const char *name, unsigned count, int timeout_ms);
+/* The index of the first event at or after `from` starting with name, or -1. */
+int ide_guest_events_find(const ide_guest_events *e, const char *name, unsigned from);
+void ide_guest_events_close(ide_guest_events *e);
 
 #endif

@@ -35,3 +35,16 @@ long proc_rss_kib(pid_t pid)
         fclose(f);
     return kib;
 }
+
+int proc_lock_image(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -2;
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}

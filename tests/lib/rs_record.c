@@ -113,6 +113,17 @@ static int hook_drain(void *o)
     return rec->drain_ret;
 }
 
+/* Counted, not recorded as a line: every start passes here, and the
+ * sequences the tests state are about events and handlers. */
+static int hook_activate(void *o, char *why, size_t why_len)
+{
+    rs_rec *rec = o;
+    rec->activate_calls++;
+    if (rec->activate_ret < 0)
+        snprintf(why, why_len, "disk hda: image locked by another process");
+    return rec->activate_ret;
+}
+
 static void on_log(void *opaque, rs_log_level level, const char *msg)
 {
     rs_rec *rec = opaque;
@@ -161,6 +172,7 @@ void rs_rec_attach(rs_rec *rec, rs_vm *vm)
         .inject_nmi = hook_nmi,
         .watchdog_debug = hook_wdt_debug,
         .drain_flush = hook_drain,
+        .activate = hook_activate,
         .opaque = rec,
     };
     rs_set_hooks(vm, &h);

@@ -10,7 +10,8 @@
  *   hook call          "hook:drain", "hook:reset guest-reset", "hook:suspend",
  *                      "hook:wakeup rtc", "hook:powerdown",
  *                      "hook:shutdown guest-shutdown", "hook:nmi",
- *                      "hook:watchdog-debug"
+ *                      "hook:watchdog-debug" (the activate hook is only
+ *                      counted: activate_calls)
  *   request taken      "req:VMSTOP io-error", "req:RESET guest-reset"
  *                      (only with rs_rec_trace; batch[] keeps its batch)
  *
@@ -53,6 +54,8 @@ struct rs_rec {
     rs_event ev[RS_REC_LINES];      /* every event, complete */
     size_t nev;
     int drain_ret;                  /* what the drain/flush hook returns */
+    int activate_ret;               /* what the activate hook returns */
+    unsigned activate_calls;        /* ... and how often it was asked */
     unsigned bad_events;            /* events whose state/holds break a rule */
     unsigned handler_state_mismatch;/* handler saw rs_get_state() != state */
     rs_rec_h handlers[RS_REC_HANDLERS];

@@ -88,8 +88,18 @@ void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len)
     snprintf(out, len, "%s/qemu-save.%u", s->dir, s->dom);
 }
 
+static int set_config(rsdm_sim *s, const char *config)
+{
+    if (config && strlen(config) >= sizeof(s->config)) {
+        fprintf(stderr, "rsdm_sim: config path %s is too long\n", config);
+        return -1;
+    }
+    snprintf(s->config, sizeof(s->config), "%s", config ? config : "");
+    return 0;
+}
+
 /* The traditional dialect's dm, up to `running`. */
-static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
+static int spawn_dm(rsdm_sim *s, const char *loadvm)
 {
     char rsdm[4200], domarg[16];
     snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
@@ -97,9 +107,9 @@ static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
     char *argv[16] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
                        "--save-dir", s->dir };
     int n = 9;
-    if (config) {
+    if (s->config[0]) {
         argv[n++] = "--config";
-        argv[n++] = (char *)config;
+        argv[n++] = s->config;
     }
     if (loadvm) {
         argv[n++] = "-loadvm";
@@ -117,10 +127,6 @@ static int spawn_dm(rsdm_sim *s, const char *config, const char *loadvm)
     return 0;
 }
 
-int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config)
-{
-    return spawn_dm(s, config, file);
-}
 
 /* xensim, the hypervisor, the domain and the watches; no dm yet. */
 static int start_host(rsdm_sim *s, const char *name, unsigned vcpus)
@@ -184,6 +190,17 @@ static int start_with(rsdm_sim *s, const rsdm_sim_opts *o,
 {
     if (start_host(s, o->name, o->vcpus) < 0)
         goto fail;
+    if (o->ndisks > RSDM_SIM_DISKS_MAX) {
+        fprintf(stderr, "rsdm_sim: %u disks, at most %d\n", o->ndisks, RSDM_SIM_DISKS_MAX);
+        goto fail;
+    }
+    s->dialect = o->dialect;
+    s->restricted = o->restricted;
+    for (unsigned i = 0; i < o->ndisks; i++)
+        s->disks[i] = o->disks[i];
+    s->ndisks = o->ndisks;
+    if (set_config(s, o->config) < 0)
+        goto fail;
     for (unsigned i = 0; i < o->ndisks; i++)
         if (write_vbd(s, &o->disks[i]) < 0)
             goto fail;
@@ -201,7 +218,8 @@ fail:
 
 static int spawn_traditional(rsdm_sim *s, const rsdm_sim_opts *o)
 {
-    return spawn_dm(s, o->config, NULL);
+    (void)o;
+    return spawn_dm(s, NULL);
 }
 
 int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
@@ -210,9 +228,14 @@ int rsdm_sim_start(rsdm_sim *s, const char *name, unsigned vcpus)
     return rsdm_sim_start_opts(s, &o);
 }
 
+static int spawn_qmp_fresh(rsdm_sim *s, const rsdm_sim_opts *o)
+{
+    return rsdm_sim_spawn_qmp(s, o->restricted, -1);
+}
+
 int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o)
 {
-    return start_with(s, o, spawn_traditional);
+    return start_with(s, o, o->dialect == RSDM_SIM_QEMU_XEN ? spawn_qmp_fresh : spawn_traditional);
 }
 
 int rsdm_sim_pause_count(const rsdm_sim *s)
@@ -308,6 +331,40 @@ static int pre_open(const char *path)
     return fd;
 }
 
+/* libxl__build_device_model_args_new's disks (see rsdm_sim.h for the
+ * AHCI drive id); the strings live in buf.  The number of arguments. */
+static int disk_args(const rsdm_sim *s, char **argv, char buf[][2][1200])
+{
+    int n = 0;
+    bool ahci = false;
+    for (unsigned i = 0; i < s->ndisks; i++) {
+        const rsdm_sim_disk *d = &s->disks[i];
+        int idx = d->vdev[2] - 'a';
+        if (d->vdev[0] == 's') {
+            if (!ahci) {
+                argv[n++] = "-device";
+                argv[n++] = "ahci,id=ahci0";
+                ahci = true;
+            }
+            snprintf(buf[i][0], sizeof(buf[i][0]),
+                     "file=%s,if=none,id=%s,format=raw,cache=writeback", d->path, d->vdev);
+            snprintf(buf[i][1], sizeof(buf[i][1]), "ide-hd,bus=ahci0.%d,unit=0,drive=%s", idx,
+                     d->vdev);
+            argv[n++] = "-drive";
+            argv[n++] = buf[i][0];
+            argv[n++] = "-device";
+            argv[n++] = buf[i][1];
+        } else {
+            snprintf(buf[i][0], sizeof(buf[i][0]),
+                     "file=%s,if=ide,index=%d,readonly=off,media=disk,format=raw,cache=writeback",
+                     d->path, idx);
+            argv[n++] = "-drive";
+            argv[n++] = buf[i][0];
+        }
+    }
+    return n;
+}
+
 int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
 {
     char rsdm[4200], domarg[16], chardev[256], incoming[32];
@@ -322,11 +379,12 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
         snprintf(chardev, sizeof(chardev), "socket,id=libxl-cmd,path=%s,server=on,wait=off",
                  s->qmp_path);
     snprintf(incoming, sizeof(incoming), "fd:%d", incoming_fd);
-    char *argv[32];
+    char *argv[32 + 4 * RSDM_SIM_DISKS_MAX];
+    char diskargs[RSDM_SIM_DISKS_MAX][2][1200];
     int n = 0;
     char *fixed[] = { rsdm, "-xen-domid", domarg, "-no-shutdown", "-chardev", chardev, "-mon",
                       "chardev=libxl-cmd,mode=control", "-nodefaults", "-serial", "null",
-                      "-machine", "xenfv,suppress-vmdesc=on", "--log-level", "warning" };
+                      "-machine", "xenfv,suppress-vmdesc=on", "--log-level", getenv("RSDM_SIM_LOG") ? getenv("RSDM_SIM_LOG") : "warning" };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         argv[n++] = fixed[i];
     if (restricted) {
@@ -336,6 +394,11 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
     if (incoming_fd >= 0) {
         argv[n++] = "-incoming";
         argv[n++] = incoming;
+    }
+    n += disk_args(s, argv + n, diskargs);
+    if (s->config[0]) {
+        argv[n++] = "--config";
+        argv[n++] = s->config;
     }
     argv[n] = NULL;
     xs_rm(s->xs, XBT_NULL, s->state);        /* a stale `running` must not count */
@@ -370,15 +433,104 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
     return 0;
 }
 
-static int spawn_qmp_fresh(rsdm_sim *s, const rsdm_sim_opts *o)
+const char *rsdm_sim_dialect_name(const rsdm_sim *s)
 {
-    return rsdm_sim_spawn_qmp(s, o->restricted, -1);
+    return s->dialect == RSDM_SIM_QEMU_XEN ? "qemu-xen" : "traditional";
+}
+
+int rsdm_sim_command(rsdm_sim *s, const char *cmd)
+{
+    if (s->dialect == RSDM_SIM_QEMU_XEN) {
+        const char *q = !strcmp(cmd, "continue") ? "cont" : !strcmp(cmd, "stop") ? "stop" : NULL;
+        if (!q) {
+            fprintf(stderr, "rsdm_sim: no QMP command for '%s' (a save is rsdm_sim_save)\n", cmd);
+            return -1;
+        }
+        return rsdm_sim_qmp_exec(s, q, NULL, -1, NULL);
+    }
+    if (!xs_write(s->xs, XBT_NULL, s->command, cmd, strlen(cmd))) {
+        fprintf(stderr, "rsdm_sim: writing command %s: %s\n", cmd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* libxl__qmp_suspend_save on one connection: stop, add-fd,
+ * xen-save-devices-state of /dev/fdset/N (a restricted dm opens nothing). */
+static int save_qmp(rsdm_sim *s, const char *path, bool live)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "rsdm_sim: creating %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    xlq *c = rsdm_sim_qmp(s);
+    if (!c) {
+        close(fd);
+        return -1;
+    }
+    char err[512], fn[64];
+    json_t *ret = NULL;
+    int r = xlq_exec(c, "stop", NULL, -1, NULL, START_WAIT_MS, err, sizeof(err));
+    if (r == 0)
+        r = xlq_exec(c, "add-fd", NULL, fd, &ret, START_WAIT_MS, err, sizeof(err));
+    if (r == 0) {
+        snprintf(fn, sizeof(fn), "/dev/fdset/%lld",
+                 (long long)json_integer_value(json_object_get(ret, "fdset-id")));
+        r = xlq_exec(c, "xen-save-devices-state", json_pack("{s:s,s:b}", "filename", fn, "live", live),
+                     -1, NULL, 30000, err, sizeof(err));
+    }
+    json_decref(ret);
+    xlq_close(c);
+    close(fd);
+    if (r < 0)
+        fprintf(stderr, "rsdm_sim: the QMP save: %s\n", err);
+    return r;
+}
+
+static int save(rsdm_sim *s, bool live, char *path, size_t len)
+{
+    rsdm_sim_save_path(s, path, len);
+    if (s->dialect == RSDM_SIM_QEMU_XEN)
+        return save_qmp(s, path, live);
+    if (rsdm_sim_command(s, "save") < 0)
+        return -1;
+    if (rsdm_sim_wait_value(s, s->state, "paused", 30000) < 0) {
+        fprintf(stderr, "rsdm_sim: no `paused` after `save` (log %s)\n", s->log);
+        return -1;
+    }
+    return 0;
+}
+
+int rsdm_sim_save(rsdm_sim *s, char *path, size_t len)
+{
+    return save(s, false, path, len);
+}
+
+int rsdm_sim_save_live(rsdm_sim *s, char *path, size_t len)
+{
+    return save(s, true, path, len);
+}
+
+int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config)
+{
+    if (set_config(s, config) < 0)
+        return -1;
+    if (s->dialect != RSDM_SIM_QEMU_XEN)
+        return spawn_dm(s, file);
+    int fd = open(file, O_RDONLY);     /* inherited: -incoming fd:N */
+    if (fd < 0) {
+        fprintf(stderr, "rsdm_sim: opening %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    return rsdm_sim_spawn_qmp(s, s->restricted, fd);
 }
 
 int rsdm_sim_start_qmp(rsdm_sim *s, const char *name, unsigned vcpus, bool restricted)
 {
-    rsdm_sim_opts o = { .name = name, .vcpus = vcpus, .restricted = restricted };
-    return start_with(s, &o, spawn_qmp_fresh);
+    rsdm_sim_opts o = { .name = name, .vcpus = vcpus, .restricted = restricted,
+                        .dialect = RSDM_SIM_QEMU_XEN };
+    return rsdm_sim_start_opts(s, &o);
 }
 
 int rsdm_sim_stop_dm(rsdm_sim *s)
@@ -421,7 +573,9 @@ void rsdm_sim_stop(rsdm_sim *s)
         kill(xpid, SIGTERM);
     if (pf)
         fclose(pf);
-    if (s->dir[0]) {
+    if (s->dir[0] && getenv("RSDM_SIM_KEEP")) {
+        fprintf(stderr, "rsdm_sim: kept %s (RSDM_SIM_KEEP)\n", s->dir);
+    } else if (s->dir[0]) {
         char rm[160];
         snprintf(rm, sizeof(rm), "rm -rf '%s'", s->dir);
         if (system(rm) != 0)

@@ -7,6 +7,15 @@
  * restricted as libxl's dm_restrict: pre-opened socket fd, -S, readiness
  * by query-status, then `cont`).  Every wait is bounded and woken by
  * xenstore watch events or the QMP reply.
+ *
+ * Tests that hold in both dialects pick one in rsdm_sim_opts.dialect and
+ * control the dm through rsdm_sim_command / rsdm_sim_save /
+ * rsdm_sim_restore_dm, which speak xenstore or QMP as libxl would.  The
+ * runstate node (s->runstate) is published in both dialects, but not by a
+ * restricted dm (dm_restrict: no xenstore at all; ask QMP query-status).
+ *
+ * RSDM_SIM_KEEP=1 keeps the directory (rsdm-sim's log) at the end;
+ * RSDM_SIM_LOG=LEVEL sets rsdm-sim's --log-level (default warning).
  */
 #ifndef RSDM_SIM_H
 #define RSDM_SIM_H
@@ -23,6 +32,23 @@
 struct hv_domain;
 struct xs_handle;
 
+typedef enum rsdm_sim_dialect {
+    RSDM_SIM_TRADITIONAL,              /* xenstore commands, vbd nodes name the disks */
+    RSDM_SIM_QEMU_XEN,                 /* QMP; the disks on the command line */
+} rsdm_sim_dialect;
+
+/* A guest disk as the toolstack writes it: a vbd backend/frontend pair
+ * (both dialects, as libxl), and in qemu-xen also libxl's `-drive`:
+ * hdX `if=ide,index=N`; sdX on an AHCI controller as `-drive if=none,
+ * id=<vdev>` + `-device ide-hd,bus=ahci0.N` (the id is the vdev, not
+ * libxl's ahcidisk-N, so one config file's `[disk sdX]` serves both). */
+typedef struct rsdm_sim_disk {
+    const char *vdev;                  /* "hda" .. "hdd" (IDE), "sda" .. (AHCI port 0 ..) */
+    const char *path;                  /* raw image */
+} rsdm_sim_disk;
+
+#define RSDM_SIM_DISKS_MAX 8
+
 typedef struct rsdm_sim {
     char dir[64];                      /* temporary directory, removed at the end */
     char bin[4096];                    /* $RSDM_BUILD/bin */
@@ -35,6 +61,11 @@ typedef struct rsdm_sim {
     char state[128], runstate[128], command[128];
     char qmp_path[128];                /* qemu-xen: the monitor socket */
     char log[128];                     /* rsdm-sim's stdout/stderr */
+    rsdm_sim_dialect dialect;
+    bool restricted;                   /* qemu-xen: libxl's dm_restrict */
+    rsdm_sim_disk disks[RSDM_SIM_DISKS_MAX];   /* the caller's strings, kept alive by it */
+    unsigned ndisks;
+    char config[320];                  /* --config of the running dm, "" for none */
 } rsdm_sim;
 
 /* 0, or -1 with the reason on stderr (everything started is stopped). */
@@ -71,29 +102,45 @@ void rsdm_sim_guest_stop(rsdm_sim_guest *g);
 void rsdm_sim_guest_step(rsdm_sim_guest *g);
 
 
-/* A guest disk as the toolstack writes it: a vbd backend/frontend pair. */
-typedef struct rsdm_sim_disk {
-    const char *vdev;                  /* "hda" .. "hdd" (IDE), "sda" .. (AHCI port 0 ..) */
-    const char *path;                  /* raw image */
-} rsdm_sim_disk;
-
 typedef struct rsdm_sim_opts {
     const char *name;
     unsigned vcpus;
     const rsdm_sim_disk *disks;
     unsigned ndisks;
     const char *config;                /* rsdm's --config FILE, or NULL */
-    bool restricted;                   /* rsdm_sim_start_qmp: libxl's dm_restrict */
+    rsdm_sim_dialect dialect;
+    bool restricted;                   /* qemu-xen: libxl's dm_restrict */
 } rsdm_sim_opts;
 
-/* rsdm_sim_start with disks and a config file; rsdm-sim saves into s->dir
- * (--save-dir), so the traditional save file is rsdm_sim_save_path(). */
+/* rsdm-sim in o->dialect with disks (at most RSDM_SIM_DISKS_MAX) and a
+ * config file, up to running and the domain unpaused.  The traditional
+ * dm saves into s->dir (--save-dir); rsdm_sim_save_path() is where either
+ * dialect's save goes.  0, or -1 with the reason on stderr. */
 int rsdm_sim_start_opts(rsdm_sim *s, const rsdm_sim_opts *o);
-/* Where a traditional `save` puts the device state. */
+/* "rsdm_sim: traditional" style name of s's dialect. */
+const char *rsdm_sim_dialect_name(const rsdm_sim *s);
+/* Where rsdm_sim_save (and a traditional `save`) puts the device state. */
 void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len);
-/* A new rsdm-sim for the same domain restoring `file` (-loadvm), as libxl
- * does after a restore; the previous one must be stopped.  config may be
- * NULL.  0 once it wrote `running`, or -1. */
+/* "stop" or "continue" as the toolstack sends it: the traditional
+ * `command` node, or QMP stop / cont (answered before this returns).  In
+ * the traditional dialect any command is written as it is (e.g. "save",
+ * acknowledged later by `paused`).  0 or -1 (message on stderr). */
+int rsdm_sim_command(rsdm_sim *s, const char *cmd);
+/* The device-state save of libxl (the domain's pause is the caller's):
+ * traditional `save` and its `paused`; qemu-xen `stop`, `add-fd`,
+ * `xen-save-devices-state` of that fd.  The file's path in path.  0 once
+ * the file is complete, or -1 (message on stderr). */
+int rsdm_sim_save(rsdm_sim *s, char *path, size_t len);
+/* The same as the last step of a migration (qemu-xen `live: true`): the
+ * stopped dm also gives up its image locks, so the destination's dm can
+ * open the images while the source still runs (the traditional `save`
+ * always does). */
+int rsdm_sim_save_live(rsdm_sim *s, char *path, size_t len);
+/* A new rsdm-sim for the same domain restoring `file`, as libxl does
+ * after a restore, in s's dialect with s's disks: traditional -loadvm up
+ * to `running`; qemu-xen -incoming fd:N, then `cont`.  A dm still running
+ * is left alone (its pid is forgotten: a migration's source is the
+ * caller's to stop).  config may be NULL.  0, or -1. */
 int rsdm_sim_restore_dm(rsdm_sim *s, const char *file, const char *config);
 /* SIGTERM to rsdm-sim and reap it: its wait status, or -1. */
 int rsdm_sim_stop_dm(rsdm_sim *s);

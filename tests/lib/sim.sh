@@ -9,7 +9,13 @@ sim_pids=""
 sim_cleanup() {
     # Subshells (coprocs, guards) inherit this trap; a signal can reach one
     # before it execs or resets it.  Only the test's own shell cleans up.
-    [ "$BASHPID" = "$$" ] || return 0
+    # The pid comes from /proc/self (read by the shell itself, no fork):
+    # $BASHPID, read in a subshell killed just after its fork, can still
+    # give the parent's pid, and such a guard then removed the test's
+    # directory and stopped xensim under the running test.
+    local me
+    read -r me _ </proc/self/stat
+    [ "$me" = "$$" ] || return 0
     for p in $sim_pids; do kill "$p" 2>/dev/null; done
     for p in $sim_pids; do wait "$p" 2>/dev/null; done
     [ -f "$sim_tmp/xensim.pid" ] && kill "$(cat "$sim_tmp/xensim.pid")" 2>/dev/null

@@ -9,6 +9,11 @@
  * is then grown (mount -o remount,size=) and `continue` re-issues the
  * write: every sector the guest wrote is on the image.
  *
+ * It runs in both dialects, traditional and qemu-xen (libxl's `-drive
+ * if=ide`, QMP `cont`; there the stop also shows on QMP as BLOCK_IO_ERROR
+ * with action stop, then STOP); the tmpfs is shrunk back to 1 MiB before
+ * each run.
+ *
  * Without RSDM_IDE_ENOSPC_DIR the test is skipped (it needs the mount).
  */
 #include <errno.h>
@@ -50,6 +55,13 @@ static int setup(void **state)
     if (!f->dir)
         return 0;
     snprintf(f->img, sizeof(f->img), "%s/disk.img", f->dir);
+    /* small again for this dialect's run (the last one grew it) */
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "mount -o remount,size=1m '%s'", f->dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "%s failed\n", cmd);
+        return -1;
+    }
     snprintf(f->conf, sizeof(f->conf), "/tmp/rsdm-ide-enospc-%d.conf", (int)getpid());
     FILE *c = fopen(f->conf, "w");
     if (!c)
@@ -60,7 +72,7 @@ static int setup(void **state)
         return -1;
     rsdm_sim_disk disk = { "hda", f->img };
     rsdm_sim_opts o = { .name = "ide-enospc", .vcpus = 2, .disks = &disk, .ndisks = 1,
-                        .config = f->conf };
+                        .config = f->conf, .dialect = ide_guest_dialect };
     return ide_guest_start(&f->g, &o);
 }
 
@@ -118,12 +130,24 @@ static void test_real_enospc_parks_and_continues(void **state)
     if (!f->dir)
         skip();                       /* needs tests/integration/test_ide_enospc's tmpfs */
     ide_guest *g = &f->g;
+    bool qmp = g->sim.dialect == RSDM_SIM_QEMU_XEN;
+    ide_guest_events ev = { 0 };
+    if (qmp)
+        assert_int_equal(ide_guest_events_open(g, &ev), 0);
     writer w = { .f = f };
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, writer_main, &w), 0);
     if (ide_guest_wait_runstate(g, "io-error holds=io-error", WAIT_MS) < 0)
         fail_msg("the tmpfs never filled up: no io-error stop (%u sectors written)",
                  atomic_load(&w.written));
+    if (qmp) {
+        int stop = ide_guest_events_wait(&ev, "STOP", 1, WAIT_MS);
+        int bio = ide_guest_events_find(&ev, "BLOCK_IO_ERROR hda write stop", 0);
+        if (stop < 0 || bio < 0 || bio > stop)
+            fail_msg("QMP: BLOCK_IO_ERROR (at %d) then STOP (at %d) expected, %u events", bio,
+                     stop, ev.n);
+        ide_guest_events_close(&ev);
+    }
     static uint8_t before[2 * 65536], after[2 * 65536];
     uint64_t irqs = guest_irq_count(&g->bus[0], 14);
     uint32_t img = image_hash(f);
@@ -135,8 +159,8 @@ static void test_real_enospc_parks_and_continues(void **state)
     assert_int_equal(image_hash(f), img);
     dma_buffers(f, after);
     assert_memory_equal(before, after, sizeof(before));
-    printf("disk full after %u sectors: parked in io-error; no interrupt, DMA or image write "
-           "while stopped\n", atomic_load(&w.written));
+    printf("%s: disk full after %u sectors: parked in io-error; no interrupt, DMA or image "
+           "write while stopped\n", rsdm_sim_dialect_name(&g->sim), atomic_load(&w.written));
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "mount -o remount,size=64m '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
@@ -163,5 +187,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_real_enospc_parks_and_continues, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return IDE_GUEST_RUN_DIALECTS(tests);
 }

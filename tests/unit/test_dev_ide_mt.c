@@ -5,7 +5,8 @@
  * checker's header; then every sector is read back through the device and
  * the image file is checked from the host.  Also: IDENTIFY's words, an
  * unimplemented command and an out-of-range LBA are aborted, and SRST
- * gives the ATA signature.
+ * gives the ATA signature.  Every case runs in both dialects: traditional
+ * (disks from xenstore) and qemu-xen (libxl's `-drive if=ide`, QMP).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,7 +40,8 @@ static int setup(void **state)
     if (ide_guest_image(f.img, SECTORS) < 0)
         return -1;
     rsdm_sim_disk disk = { "hda", f.img };
-    rsdm_sim_opts o = { .name = "ide", .vcpus = 2, .disks = &disk, .ndisks = 1 };
+    rsdm_sim_opts o = { .name = "ide", .vcpus = 2, .disks = &disk, .ndisks = 1,
+                        .dialect = ide_guest_dialect };
     if (ide_guest_start(&f.g, &o) < 0)
         return -1;
     *state = &f;
@@ -122,10 +124,11 @@ static void test_two_vcpu_workload(void **state)
     assert_int_equal(ide_guest_check_image(g), 0);
     struct guest_check_counters c;
     guest_check_snapshot(&g->chk, &c);
-    printf("workload: %llu writes, %llu reads, %llu flushes; lost %llu stale %llu corrupted %llu "
+    printf("workload (%s): %llu writes, %llu reads, %llu flushes; lost %llu stale %llu corrupted %llu "
            "all-ones %llu\n",
-           (unsigned long long)c.writes, (unsigned long long)c.reads,
-           (unsigned long long)c.flushes, (unsigned long long)c.lost_writes,
+           rsdm_sim_dialect_name(&g->sim), (unsigned long long)c.writes,
+           (unsigned long long)c.reads, (unsigned long long)c.flushes,
+           (unsigned long long)c.lost_writes,
            (unsigned long long)c.stale_overwrites, (unsigned long long)c.corrupted_reads,
            (unsigned long long)ide_guest_all_ones(g));
     assert_true(c.writes > 0 && c.reads > 0 && c.flushes > 0);
@@ -202,5 +205,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_vcpu_workload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identify_and_aborts, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return IDE_GUEST_RUN_DIALECTS(tests);
 }

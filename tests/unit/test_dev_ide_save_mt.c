@@ -1,6 +1,8 @@
 /*
- * PIIX3 IDE across save and restore into a new rsdm-sim, as libxl does it
- * (traditional dialect: `save`, then a new device model with -loadvm):
+ * PIIX3 IDE across save and restore into a new rsdm-sim, as libxl does it,
+ * in both dialects: traditional (`save`, then a new device model with
+ * -loadvm) and qemu-xen (QMP stop + xen-save-devices-state, then a new
+ * device model with -incoming fd:N and `cont`):
  *
  *  - a DMA write in flight, an interrupt pending on the secondary channel
  *    and the bus-master BAR moved by the guest: after the restore the
@@ -9,8 +11,10 @@
  *    and the guest goes on without re-initialising the device;
  *  - a write parked in io-error: the saved state carries it, and the new
  *    rsdm re-issues it at the first start; the image lock, released by the
- *    stopped source after the save, is taken by the destination while the
- *    source still runs.
+ *    stopped source after the save (qemu-xen: a save with `live: true`,
+ *    the last step of a migration), is taken by the destination while the
+ *    source still runs; in qemu-xen, a `cont` of the source while another
+ *    process holds the image fails naming the disk (QEMU's cont).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,7 +79,7 @@ static int setup(void **state)
         return -1;
     rsdm_sim_disk disks[2] = { { "hda", f->img }, { "hdc", f->img2 } };
     rsdm_sim_opts o = { .name = "ide-save", .vcpus = 2, .disks = disks, .ndisks = 2,
-                        .config = f->conf };
+                        .config = f->conf, .dialect = ide_guest_dialect };
     *state = f;
     return ide_guest_start(&f->g, &o);
 }
@@ -115,12 +120,15 @@ static uint8_t inb1(fixture *f, uint16_t port)
     return v;
 }
 
-/* The traditional save: the ack is `paused` in the state node. */
-static void save(fixture *f, char *path, size_t len)
+/* The dialect's save (traditional: `save` acknowledged by `paused`;
+ * qemu-xen: stop, add-fd, xen-save-devices-state), `live` as the last step
+ * of a migration, which also gives up the image locks in qemu-xen. */
+static void save(fixture *f, bool live, char *path, size_t len)
 {
-    rsdm_sim_save_path(&f->g.sim, path, len);
-    assert_int_equal(ide_guest_command(&f->g, "save"), 0);
-    assert_int_equal(rsdm_sim_wait_value(&f->g.sim, f->g.sim.state, "paused", WAIT_MS), 0);
+    if (live)
+        assert_int_equal(rsdm_sim_save_live(&f->g.sim, path, len), 0);
+    else
+        assert_int_equal(rsdm_sim_save(&f->g.sim, path, len), 0);
     assert_int_equal(access(path, R_OK), 0);
 }
 
@@ -166,7 +174,7 @@ static void test_save_mid_dma_irq_pending_bar_moved(void **state)
     /* libxl: pause the domain, save, start the new device model. */
     assert_int_equal(hv_domain_pause(g->sim.dom), 0);
     char path[256];
-    save(f, path, sizeof(path));
+    save(f, false, path, sizeof(path));
     int st = rsdm_sim_stop_dm(&g->sim);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(rsdm_sim_restore_dm(&g->sim, path, f->conf2), 0);
@@ -188,6 +196,8 @@ static void test_save_mid_dma_irq_pending_bar_moved(void **state)
     assert_int_equal(ide_guest_write(g, 1, true, LBA_FLIGHT + 100, 16), 0);
     check_all(f);
     assert_int_equal(g->ide[0].resets, resets);
+    printf("%s: saved mid-DMA with an interrupt pending and BAR4 moved; restored, 0 re-inits\n",
+           rsdm_sim_dialect_name(&g->sim));
 }
 
 static void test_save_in_io_error(void **state)
@@ -200,7 +210,27 @@ static void test_save_in_io_error(void **state)
     assert_int_equal(ide_guest_wait_runstate(g, "io-error holds=io-error", WAIT_MS), 0);
     assert_int_equal(hv_domain_pause(g->sim.dom), 0);       /* libxl's own pause */
     char path[256];
-    save(f, path, sizeof(path));
+    save(f, true, path, sizeof(path));
+    if (g->sim.dialect == RSDM_SIM_QEMU_XEN) {
+        /* Another process takes the image meanwhile: the source's `cont`
+         * (a failed migration's resume) cannot take it back and fails,
+         * naming the disk, as QEMU's does; the source stays stopped. */
+        int other = open(f->img, O_RDWR);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        assert_true(other >= 0);
+        assert_int_equal(fcntl(other, F_OFD_SETLK, &fl), 0);
+        json_t *ret = NULL;
+        xlq *c = rsdm_sim_qmp(&g->sim);
+        assert_non_null(c);
+        char err[512] = "";
+        assert_int_equal(xlq_exec(c, "cont", NULL, -1, &ret, WAIT_MS, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "hda"));
+        assert_int_equal(xlq_exec(c, "query-status", NULL, -1, &ret, WAIT_MS, err, sizeof(err)), 0);
+        assert_string_equal(json_string_value(json_object_get(ret, "status")), "io-error");
+        json_decref(ret);
+        xlq_close(c);
+        close(other);
+    }
     /* The stopped source released the image lock: the destination opens
      * and locks it while the source still runs. */
     pid_t source = g->sim.dm;
@@ -216,6 +246,8 @@ static void test_save_in_io_error(void **state)
     if (o.rc < 0)
         fail_msg("the write parked at the save: %s", o.err);
     check_all(f);
+    printf("%s: saved in io-error, restored while the source ran, the parked write "
+           "completed\n", rsdm_sim_dialect_name(&g->sim));
 }
 
 int main(void)
@@ -224,5 +256,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_mid_dma_irq_pending_bar_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_in_io_error, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return IDE_GUEST_RUN_DIALECTS(tests);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -434,6 +435,63 @@ static void test_burst(void **state)
     unlink(path);
 }
 
+static int connect_path(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Out of fds (RLIMIT_NOFILE reached), a pending connection must not keep
+ * the listener readable forever (a busy loop): the server takes it off the
+ * queue and closes it; once fds are free, clients are served again. */
+static void test_out_of_fds(void **state)
+{
+    fix *f = *state;
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/qmp-test-emfile-%d.sock", (int)getpid());
+    assert_int_equal(qmp_server_listen_path(f->srv, path), 0);
+    struct pollfd lp[4];
+    assert_int_equal(qmp_server_pollfds(f->srv, lp, 4), 1);      /* the listener */
+
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[256], nfill = 0;
+    while (nfill < 256 && (fill[nfill] = open("/dev/null", O_RDONLY)) >= 0)
+        nfill++;
+    assert_int_equal(errno, EMFILE);
+    assert_true(nfill > 1);
+    close(fill[--nfill]);                        /* room for the client's socket only */
+    int c = connect_path(path);
+    pump(f);                                      /* accept: EMFILE */
+    /* The client was refused (EOF, no greeting) and the listener is quiet. */
+    char b[64];
+    struct pollfd cp = { c, POLLIN, 0 };
+    assert_int_equal(poll(&cp, 1, 5000), 1);
+    assert_int_equal(recv(c, b, sizeof(b), 0), 0);
+    lp[0].revents = 0;
+    assert_int_equal(poll(lp, 1, 0), 0);
+    assert_int_equal(qmp_server_client_count(f->srv), 0);
+    close(c);
+
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    cli *ok = calloc(1, sizeof(*ok));
+    ok->fd = connect_path(path);
+    json_decref(next(f, ok));                     /* the greeting: served again */
+    sendstr(ok, "{\"execute\":\"qmp_capabilities\"}");
+    expect_ok(next(f, ok));
+    cli_close(ok);
+    unlink(path);
+}
+
 /* libxl's dm_restrict: it binds and listens (backlog 1) and passes the fd. */
 static void test_inherited_fd(void **state)
 {
@@ -577,6 +635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inherited_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vanish, setup, teardown),

@@ -610,6 +610,45 @@ static void test_retry_rules(void **state)
     FAILS(rs_retry(NULL, &err), -EINVAL);
 }
 
+/* The activate hook (docs/runstate.md §6 step 8): asked only when the
+ * start would happen; a refusal keeps every hold and emits nothing. */
+static void test_activate_refuses_the_start(void **state)
+{
+    FIXTURE;
+    rs_test_boot(t);                             /* prelaunch -> running: asked once */
+    assert_int_equal(t->activate_calls, 1);
+    t->activate_calls = 0;
+    OK(rs_cont(vm, &err));                       /* nothing held: not asked */
+    assert_int_equal(t->activate_calls, 0);
+    OK(rs_vm_stop(vm, RS_IO_ERROR, &err));
+    OK(rs_vm_stop(vm, RS_PAUSED, &err));
+    rs_rec_clear(t);
+    t->activate_ret = -EBUSY;
+    REFUSED(rs_retry(vm, &err), -EBUSY, "also held by: paused");   /* refused before */
+    assert_int_equal(t->activate_calls, 0);
+    REFUSED(rs_cont(vm, &err), -EBUSY, "disk hda: image locked by another process");
+    assert_int_equal(t->activate_calls, 1);
+    EXPECT_NOTHING();
+    ASSERT_STATE(RS_IO_ERROR, RS_IO_ERROR, RS_PAUSED);
+    t->activate_ret = 0;
+    OK(rs_cont(vm, &err));
+    EXPECT("RESUME");
+    ASSERT_LIVE(RS_RUNNING);
+
+    /* retry: the same refusal, io-error kept. */
+    OK(rs_vm_stop(vm, RS_IO_ERROR, &err));
+    rs_rec_clear(t);
+    t->activate_ret = -EBUSY;
+    REFUSED(rs_retry(vm, &err), -EBUSY, "disk hda: image locked by another process");
+    EXPECT_NOTHING();
+    ASSERT_STATE(RS_IO_ERROR, RS_IO_ERROR);
+    t->activate_ret = 0;
+    OK(rs_retry(vm, &err));
+    EXPECT("RESUME");
+    ASSERT_LIVE(RS_RUNNING);
+    assert_int_equal(t->activate_calls, 4);
+}
+
 /* ============================================================ inmigrate */
 
 static void test_cont_during_inmigrate_is_remembered(void **state)
@@ -1085,6 +1124,7 @@ int main(void)
         TEST(test_cont_after_internal_error_needs_reset),
         TEST(test_cont_during_finish_migrate),
         TEST(test_retry_rules),
+        TEST(test_activate_refuses_the_start),
         TEST(test_cont_during_inmigrate_is_remembered),
         TEST(test_stop_during_inmigrate_forgets_cont),
         TEST(test_other_stops_during_inmigrate_keep_cont),

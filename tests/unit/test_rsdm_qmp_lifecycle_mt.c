@@ -3,7 +3,9 @@
  * over QMP as libxl 4.17 drives it (a new connection per command, libxl's
  * ids, the fd on the command's first byte): 1,000 stop/cont cycles while a
  * guest vCPU keeps using the UART; libxl's save sequence; a restore into a
- * new process with `-incoming fd:N`; a live migration through a pipe.
+ * new process with `-incoming fd:N`; a live migration through a pipe; the
+ * source of a same-host migration exiting after the destination bound the
+ * same monitor path leaves the destination's socket file alone.
  * Each runs unrestricted and restricted (libxl's dm_restrict: pre-opened
  * socket, -S, -xen-domid-restrict, readiness by query-status, no pause
  * reference, no xenstore).
@@ -12,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -177,6 +180,27 @@ static void test_save_restore(void **state)
     assert_int_equal(rsdm_sim_pause_count(&f->sim), 0);
 }
 
+/* A migration on one host where both dms use the same socket path (the
+ * fixture's single domain): the destination starts while the source still
+ * runs and binds the path anew; the source's exit must not remove the
+ * destination's socket file, or the toolstack cannot reach it again. */
+static void test_source_exit_keeps_destination_monitor(void **state)
+{
+    fixture *f = *state;
+    char path[128];
+    scr_write(f, 0x3c);
+    rsdm_sim_save_path(&f->sim, path, sizeof(path));
+    assert_int_equal(rsdm_sim_save_live(&f->sim, path, sizeof(path)), 0);
+    pid_t source = f->sim.dm;
+    assert_int_equal(rsdm_sim_restore_dm(&f->sim, path, NULL), 0);
+    kill(source, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(source, &st, 0), source);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    status_is(f, "running");           /* a new connection to the path */
+    assert_int_equal(scr_read(f), 0x3c);
+}
+
 static void *feed_pipe(void *arg)
 {
     int *fds = arg;              /* [0] the file, [1] the pipe's write end */
@@ -318,6 +342,7 @@ int main(void)
         BOTH(test_stop_cont_cycles),
         BOTH(test_events_reach_every_client),
         BOTH(test_save_restore),
+        BOTH(test_source_exit_keeps_destination_monitor),
         BOTH(test_live_migrate_through_pipe),
         BOTH(test_bad_incoming_refused),
     };

@@ -28,8 +28,10 @@ static void run_on(struct guest_diskload *l, struct guest_bus *b)
         l->ahci->bus = b;
 }
 
-static int rw(struct guest_diskload *l, bool write, uint64_t lba, unsigned n, void *buf)
+static int rw(struct guest_diskload *l, bool pio, bool write, uint64_t lba, unsigned n, void *buf)
 {
+    if (l->ide && pio)
+        return guest_ide_pio(l->ide, write, (uint32_t)lba, n, buf);
     if (l->ide)
         return guest_ide_dma(l->ide, write, (uint32_t)lba, n, buf);
     return guest_ahci_rw(l->ahci, write, lba, n, buf);
@@ -69,12 +71,22 @@ static int check_part(struct guest_diskload *l, struct guest_bus *b, unsigned pa
 }
 
 /* The round's command(s): started, or after a resume (`started`) only
- * waited for.  0, -1 or GUEST_FROZEN. */
-static int cmds(struct guest_diskload *l, struct guest_ahci_io *io, unsigned n, bool started)
+ * waited for.  0, -1 or GUEST_FROZEN.  An IDE PIO transfer is never left
+ * half-done: a vCPU in one is not frozen, it waits for the transfer to end
+ * (so a PIO command parked in io-error holds up a save until `cont`). */
+static int cmds(struct guest_diskload *l, struct guest_bus *b, struct guest_ahci_io *io,
+                unsigned n, bool started, bool pio)
 {
     /* A start frozen after it was sent (GUEST_FROZEN) is a started command:
      * the resume waits for its completion. */
     int rc = 0;
+    if (l->ide && pio) {
+        bool resumable = b->resumable;
+        b->resumable = false;
+        rc = guest_ide_pio(l->ide, io[0].write, (uint32_t)io[0].lba, io[0].count, io[0].buf);
+        b->resumable = resumable;
+        return rc;
+    }
     if (l->ide) {
         if (!started)
             rc = guest_ide_dma_start(l->ide, io[0].write, (uint32_t)io[0].lba, io[0].count,
@@ -109,16 +121,23 @@ static void keep_pending(struct guest_diskload_pending *p, unsigned phase, unsig
  * verdicts.  Each sector's sequence number is the one in the data
  * written (guest_check_fill). */
 static int round_from(struct guest_diskload *l, struct guest_bus *b, struct guest_ahci_io *io,
-                      unsigned n, unsigned phase, unsigned attempt, bool started,
-                      struct guest_diskload_pending *pend)
+                      unsigned n, unsigned phase, unsigned attempt, bool started, bool pio_w,
+                      bool pio_r, struct guest_diskload_pending *pend)
 {
     int rc = 0;
     pthread_mutex_lock(l->lock);
+    /* The runner is stopping (a save): a new round is not begun.  Another
+     * vCPU may just have been frozen with its command in flight and the
+     * domain paused, so this one's first access would never be answered. */
+    if (!started && l->stop && atomic_load(l->stop)) {
+        pthread_mutex_unlock(l->lock);
+        return 0;
+    }
     run_on(l, b);
     b->resumable = pend != NULL;
     if (phase == GUEST_DISKLOAD_WRITING) {
         for (;; attempt++, started = false) {
-            rc = cmds(l, io, n, started);
+            rc = cmds(l, b, io, n, started, pio_w);
             if (rc == 0 || rc == GUEST_FROZEN || attempt >= 1 ||
                 (l->stop && atomic_load(l->stop)) || recover(l, b) < 0)
                 break;
@@ -134,7 +153,7 @@ static int round_from(struct guest_diskload *l, struct guest_bus *b, struct gues
         started = false;
     }
     if (rc == 0) {
-        rc = cmds(l, io, n, started);
+        rc = cmds(l, b, io, n, started, pio_r);
         if (rc == GUEST_FROZEN)
             keep_pending(pend, GUEST_DISKLOAD_READING, 0, io, n);
     }
@@ -167,7 +186,16 @@ int guest_diskload_step(struct guest_diskload *l, struct guest_bus *b, unsigned 
         for (unsigned i = 0; i < n; i++)
             (void)guest_check_fill(l->chk, lba + i, buf + STRIDE * q + 512 * i);
     }
-    return round_from(l, b, io, qd, GUEST_DISKLOAD_WRITING, 0, false, pend);
+    /* IDE: the write and its read-back each by PIO or DMA as the mode
+     * says; the random pick only in mixed mode, so the other modes keep
+     * the sequence of places and sizes a seed gives. */
+    bool pio_w = l->ide && l->ide_mode == GUEST_IDE_PIO, pio_r = pio_w;
+    if (l->ide && l->ide_mode == GUEST_IDE_MIXED) {
+        uint64_t r = rnd(rng);
+        pio_w = r & 1;
+        pio_r = (r >> 1) & 1;
+    }
+    return round_from(l, b, io, qd, GUEST_DISKLOAD_WRITING, 0, false, pio_w, pio_r, pend);
 }
 
 int guest_diskload_resume(struct guest_diskload *l, struct guest_bus *b, uint8_t *buf,
@@ -198,7 +226,8 @@ int guest_diskload_resume(struct guest_diskload *l, struct guest_bus *b, uint8_t
             return -1;
     }
     pend->phase = GUEST_DISKLOAD_IDLE;
-    return round_from(l, b, io, p.n, p.phase, p.attempt, true, pend);
+    /* Only DMA commands are frozen in flight; the read-back is DMA too. */
+    return round_from(l, b, io, p.n, p.phase, p.attempt, true, false, false, pend);
 }
 
 int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigned part,
@@ -220,7 +249,10 @@ int guest_diskload_verify(struct guest_diskload *l, struct guest_bus *b, unsigne
                                                        : GUEST_IDE_MAX_SECTORS;
         pthread_mutex_lock(l->lock);
         run_on(l, b);
-        rc = rw(l, false, base + off, n, buf);
+        /* mixed: the chunks alternate between DMA and PIO */
+        bool pio = l->ide_mode == GUEST_IDE_PIO ||
+                   (l->ide_mode == GUEST_IDE_MIXED && (off / GUEST_IDE_MAX_SECTORS) % 2);
+        rc = rw(l, pio, false, base + off, n, buf);
         pthread_mutex_unlock(l->lock);
         if (rc < 0)
             return -1;

@@ -15,6 +15,7 @@
 #include "guest_ahci.h"
 #include "guest_check.h"
 #include "guest_ide.h"
+#include "guest_spec.h"
 
 /* Buffer a caller gives each step: GUEST_AHCI_SLOTS requests of 64 KiB. */
 #define GUEST_DISKLOAD_BUF ((size_t)GUEST_AHCI_SLOTS * GUEST_IDE_MAX_SECTORS * 512)
@@ -25,6 +26,7 @@ struct guest_diskload {
     struct guest_check *chk;     /* its ledger covers the checked sectors */
     pthread_mutex_t *lock;       /* one command stream per controller */
     unsigned qd;                 /* AHCI commands in flight (NCQ when > 1) */
+    enum guest_ide_mode ide_mode; /* IDE: DMA, PIO, or a random pick per request */
     unsigned size_min, size_max; /* sectors per request, 1..128 */
     const atomic_bool *stop;     /* set: no retry after a failure (NULL: none) */
 };

@@ -14,6 +14,7 @@ static const struct { const char *name; unsigned bit; } devs[] = {
     { "ide", GUEST_DEV_IDE }, { "ahci", GUEST_DEV_AHCI }, { "pm", GUEST_DEV_PM },
 };
 static const char *fw_names[] = { "hvmloader", "any", "none" };
+static const char *ide_names[] = { "dma", "pio", "mixed" };
 static const char *act_names[] = { "none", "s3", "s5", "reset", "reset92", "resetkbd" };
 
 const char *guest_action_name(enum guest_action a)
@@ -119,6 +120,12 @@ static int parse_word(char *w, struct guest_spec *s, char *err, size_t errlen)
         s->fw = (enum guest_fw_mode)u;
         return 0;
     }
+    if (strcmp(k, "ide") == 0) {
+        if (pick(k, v, ide_names, 3, &u, err, errlen) < 0)
+            return -1;
+        s->ide_mode = (enum guest_ide_mode)u;
+        return 0;
+    }
     if (strcmp(k, "action") == 0) {
         if (pick(k, v, act_names, sizeof(act_names) / sizeof(act_names[0]), &u, err, errlen) < 0)
             return -1;
@@ -167,7 +174,7 @@ static int parse_word(char *w, struct guest_spec *s, char *err, size_t errlen)
         }
         return 0;
     }
-    snprintf(err, errlen, "unknown key '%s' (devices, fw, vcpus, qd, sizes, writes, sectors, "
+    snprintf(err, errlen, "unknown key '%s' (devices, fw, vcpus, qd, ide, sizes, writes, sectors, "
              "lines, gap_ms, duration, console, console_log, action, after, seed)", k);
     return -1;
 }
@@ -213,10 +220,12 @@ int guest_spec_format(const struct guest_spec *s, char *buf, size_t len)
     int n = snprintf(buf, len,
                      "devices=%s fw=%s vcpus=%u qd=%u sizes=%u-%u writes=%" PRIu64
                      " sectors=%" PRIu64 " lines=%" PRIu64 " gap_ms=%u duration=%u action=%s"
-                     " after=%" PRIu64 " seed=%" PRIu64 "%s%s%s%s",
+                     " after=%" PRIu64 " seed=%" PRIu64 "%s%s%s%s%s%s",
                      dl, fw_names[s->fw], s->vcpus ? s->vcpus : 1, s->qd, s->size_min,
                      s->size_max, s->writes, s->sectors, s->lines, s->gap_ms, s->duration_s,
                      guest_action_name(s->action), s->after, s->seed,
+                     s->ide_mode != GUEST_IDE_DMA ? " ide=" : "",
+                     s->ide_mode != GUEST_IDE_DMA ? ide_names[s->ide_mode] : "",
                      s->console[0] ? " console=" : "", s->console,
                      s->console_log[0] ? " console_log=" : "", s->console_log);
     return n < 0 || (size_t)n >= len ? -1 : n;

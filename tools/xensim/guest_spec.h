@@ -3,7 +3,7 @@
  * what a simulated guest does (docs/xensim.md, "Guests and workloads"):
  *
  *   devices=uart,testdisk,ide,ahci,pm  fw=hvmloader|any|none  vcpus=N
- *   qd=N  sizes=A-B  writes=N  sectors=N  lines=N  gap_ms=N  duration=S
+ *   qd=N  ide=dma|pio|mixed  sizes=A-B  writes=N  sectors=N  lines=N  gap_ms=N  duration=S
  *   console=PATH  console_log=PATH  action=none|s3|s5|reset  after=N  seed=N
  *
  * Parsing is strict: an unknown key, a value out of range or a device
@@ -29,6 +29,8 @@ enum guest_dev {
 #define GUEST_DEV_DISKS (GUEST_DEV_TESTDISK | GUEST_DEV_IDE | GUEST_DEV_AHCI)
 
 enum guest_fw_mode { GUEST_FW_HVMLOADER, GUEST_FW_ANY, GUEST_FW_NONE };
+/* How the IDE load transfers data: DMA, PIO, or each request picks. */
+enum guest_ide_mode { GUEST_IDE_DMA, GUEST_IDE_PIO, GUEST_IDE_MIXED };
 enum guest_action { GUEST_ACT_NONE, GUEST_ACT_S3, GUEST_ACT_S5, GUEST_ACT_RESET, GUEST_ACT_RESET92,
                     GUEST_ACT_RESETKBD };
 
@@ -37,6 +39,7 @@ struct guest_spec {
     enum guest_fw_mode fw;
     unsigned vcpus;              /* 0: one per domain vCPU */
     unsigned qd;                 /* AHCI commands in flight (NCQ when > 1) */
+    enum guest_ide_mode ide_mode;
     unsigned size_min, size_max; /* sectors per disk request */
     uint64_t writes;             /* disk writes over all vCPUs; 0: until stopped */
     uint64_t sectors;            /* checked sectors per disk */

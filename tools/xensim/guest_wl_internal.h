@@ -26,7 +26,7 @@
 #define WL_HDR_SIZE 0x10000ull
 #define WL_RAM_BASE (WL_HDR_GPA + WL_HDR_SIZE)
 #define WL_HDR_MAGIC 0x44484c5753584e45ull   /* "ENXSWLHD" */
-#define WL_HDR_VERSION 2u                    /* 2: rounds frozen in flight */
+#define WL_HDR_VERSION 3u   /* 2: rounds frozen in flight; 3: the disk-load random streams */
 #define WL_UART_BASE 0x3f8u
 #define WL_LINE 10                    /* "g%08llu\n" (guest) / "h%08llu\n" (host) */
 
@@ -52,6 +52,10 @@ struct wl_hdr {
     /* A vCPU frozen in a disk round's completion wait by a toolstack
      * suspend (guest_bus.h GUEST_FROZEN): which disk, and the round. */
     struct { uint32_t disk, pad; struct guest_diskload_pending p; } pend[WL_MAX_VCPUS];
+    /* Each vCPU's disk-load random stream: a resume that restarted it
+     * from the seed would rewrite exactly the sectors written before the
+     * save, first, and hide a write the save lost from the read-back. */
+    uint64_t rng[WL_MAX_VCPUS];
 };
 _Static_assert(sizeof(struct wl_hdr) <= WL_HDR_SIZE, "runner state must fit its pages");
 

@@ -71,6 +71,7 @@ void wl_hdr_write(struct guest_wl *wl)
     for (unsigned i = 0; i < wl->nvcpus; i++) {
         t->ram_next[i] = wl->v[i].bus.ram_next;
         t->td[i] = wl->v[i].td;
+        t->rng[i] = wl->v[i].rng;
         t->pend[i].disk = wl->v[i].pend_disk;
         t->pend[i].p = wl->v[i].pend;
     }
@@ -168,6 +169,7 @@ static int boot_resume(struct guest_wl *wl)
     atomic_store(&wl->writes_claimed, t->writes_claimed);
     for (unsigned i = 0; i < wl->nvcpus; i++) {
         wl->v[i].bus.ram_next = t->ram_next[i];
+        wl->v[i].rng = t->rng[i];
         wl->v[i].pend = t->pend[i].p;
         wl->v[i].pend_disk = t->pend[i].disk;
         if (wl->v[i].pend.phase == GUEST_DISKLOAD_IDLE)
@@ -376,6 +378,7 @@ static void disk_loads(struct guest_wl *wl)
         wl->dl[k] = (struct guest_diskload){
             .ide = k == WL_IDE ? &wl->ide : NULL, .ahci = k == WL_AHCI ? &wl->ahci : NULL,
             .chk = &wl->chk[k], .lock = &wl->disk_lock[k], .qd = wl->spec.qd,
+            .ide_mode = wl->spec.ide_mode,
             .size_min = wl->spec.size_min, .size_max = wl->spec.size_max, .stop = &wl->stop,
         };
 }

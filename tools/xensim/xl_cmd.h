@@ -52,8 +52,9 @@ int xl_cfg_parse(const char *text, const char *fname, struct xl_cfg *cfg,
  * the console taken from a `unix:PATH,server` serial.  0 or -1 (said). */
 int xl_wl_start(const char *rundir, unsigned domid, const struct xl_cfg *cfg, int resume);
 /* The guest suspends: its vCPU threads stop issuing accesses once the one
- * in flight completes.  0 also when there is no workload. */
-int xl_wl_stop(const char *rundir, unsigned domid);
+ * in flight completes, waited for at most timeout_ms (an access to a dm
+ * that died never completes).  0 also when there is no workload. */
+int xl_wl_stop(const char *rundir, unsigned domid, int timeout_ms);
 /* The guest carries on in the same domain (save -c, a failed migration):
  * its workload resumes from guest RAM.  0 also when it had none. */
 int xl_wl_resume(const char *rundir, unsigned domid);

@@ -146,8 +146,10 @@ static int suspend_pvcontrol(unsigned domid)
 static int suspend_guest(unsigned domid)
 {
     /* xensim's simulated guest suspends: its vCPUs stop issuing accesses
-     * once the one in flight completes (xl_workload.c) */
-    if (xl_wl_stop(g_rundir, domid) < 0)
+     * once the one in flight completes (xl_workload.c).  With the dm dead
+     * that access never completes, as Xen then never shuts the domain down
+     * for the suspend; the wait is one of those --timeout caps. */
+    if (xl_wl_stop(g_rundir, domid, bound(30) * 1000) < 0)
         return die("Domain %u:guest did not suspend", domid), XL_ERROR_FAIL;
     uint64_t pvdrv = 0, s_state = 0;
     if (xl_hvm_param(domid, HVM_PARAM_CALLBACK_IRQ, &pvdrv) < 0 ||

@@ -44,10 +44,11 @@ int xl_wl_start(const char *rundir, unsigned domid, const struct xl_cfg *cfg, in
     return rc == 0 ? 0 : -1;
 }
 
-int xl_wl_stop(const char *rundir, unsigned domid)
+int xl_wl_stop(const char *rundir, unsigned domid, int timeout_ms)
 {
     char *out = NULL;
-    int rc = guest_ctl_call(rundir, HV_GUEST_STOP, domid, 0, 30000, NULL, 0, &out);
+    int rc = guest_ctl_call(rundir, HV_GUEST_STOP, domid, 0, (uint64_t)timeout_ms, NULL, 0,
+                            &out);
     if (rc > 0 && rc != ENOENT)
         fprintf(stderr, "libxl: error: domain %u: guest workload did not stop: %s\n", domid,
                 out && *out ? out : strerror(rc));
