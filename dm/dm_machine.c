@@ -163,12 +163,17 @@ static const dm_irq_backend irq_backend = { xen_isa_level, xen_intx_level };
 /* ------------------------------------------------------- run-state glue */
 
 /* Keeps exactly one domain pause reference while an own stop reason holds
- * the VM; recomputed after every event, so no hold change is missed. */
-static void pause_ref_sink(void *opaque, const rs_event *ev)
+ * the VM; recomputed after every event, so no hold change is missed.  Two
+ * sinks around the xenstore control's (which publishes `runstate`): the
+ * reference is taken before the dm says the VM stopped and released only
+ * after it said the VM runs, so the guest never runs while `runstate`
+ * still says stopped (with one sink before it, a vCPU could store into
+ * its RAM between the unpause and the `running` write, which xensim's
+ * guest counts as RAM written while the dm was stopped). */
+static void pause_ref_update(dm_machine *m, const rs_event *ev, bool take)
 {
-    dm_machine *m = opaque;
     bool want = (ev->holds & OWN_STOP_REASONS) != 0 && m->xen.xch && !m->xen.restricted;
-    if (want == m->pause_ref)
+    if (want == m->pause_ref || want != take)
         return;
     int r = want ? xc_domain_pause(m->xen.xch, m->xen.domid)
                  : xc_domain_unpause(m->xen.xch, m->xen.domid);
@@ -178,6 +183,16 @@ static void pause_ref_sink(void *opaque, const rs_event *ev)
     }
     m->pause_ref = want;
     dm_debug("domain pause reference %s", want ? "taken" : "released");
+}
+
+static void pause_take_sink(void *opaque, const rs_event *ev)
+{
+    pause_ref_update(opaque, ev, true);
+}
+
+static void pause_release_sink(void *opaque, const rs_event *ev)
+{
+    pause_ref_update(opaque, ev, false);
 }
 
 static void log_from_runstate(void *opaque, rs_log_level level, const char *msg)
@@ -605,7 +620,7 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
     /* Configuration space (BARs the guest placed, command bits) travels too. */
     STEP("PCI state", dm_pci_bus_set_state_reg(m->pci, m->state));
     STEP("serial port", open_serials(m, why, sizeof(why)));
-    STEP("pause reference", rs_event_sink_add(m->vm, pause_ref_sink, m));
+    STEP("pause reference", rs_event_sink_add(m->vm, pause_take_sink, m));
 
     /* libxl reads the traditional save file from a fixed place; --save-dir
      * moves it (tests, hosts with another layout). */
@@ -626,6 +641,7 @@ int dm_machine_start(const dm_args *args, dm_machine **out)
      * hook then): readiness shows over QMP only. */
     if (!args->restrict_xen)
         STEP("xenstore control", xsc_new(&xc, &m->xsc, why, sizeof(why)));
+    STEP("pause reference release", rs_event_sink_add(m->vm, pause_release_sink, m));
     STEP("platform devices",
          dm_platform_init(&(dm_platform_cfg){ .pio = m->pio, .pci = m->pci, .irq = m->irq,
                                                .vm = m->vm, .state = m->state,

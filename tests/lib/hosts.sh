@@ -110,19 +110,20 @@ EOF
     chmod +x "$sim_tmp/dm"
 }
 
-# guest_cfg NAME DIALECT: $sim_tmp/NAME.cfg, 8 MiB and 2 vCPUs, the dm in
-# DIALECT (traditional or qemu-xen: libxl's device_model_version).  No
-# simulated guest workload: the writer of migrate_check.sh is the guest, and
-# the runner's state page at 1 MiB would overwrite its records.
+# guest_cfg NAME DIALECT [MEMORY EXTRA]: $sim_tmp/NAME.cfg, MEMORY MiB
+# (default 8) and 2 vCPUs, the dm in DIALECT (traditional or qemu-xen:
+# libxl's device_model_version), then the lines EXTRA.  By default no
+# simulated guest workload: the writer of migrate_check.sh is the guest,
+# and the runner's state page at 1 MiB would overwrite its records.
 guest_cfg() {
     cat >"$sim_tmp/$1.cfg" <<EOF
 name = "$1"
-memory = 8
+memory = ${3:-8}
 vcpus = 2
 serial = "null"
 device_model_version = "$([ "$2" = qemu-xen ] && echo qemu-xen || echo qemu-xen-traditional)"
 device_model_override = "$sim_tmp/dm"
-xensim_workload = "none"
+${4:-xensim_workload = \"none\"}
 EOF
 }
 
@@ -158,4 +159,104 @@ xl_migrate() {
     exec {fd}<&-
     wait "$rx" || fail "migrate-receive on host $to failed (see receiver.log)"
     [ -n "$migrated_domid" ] || fail "migrate-receive printed no domid"
+}
+
+# qmp_call SOCKET COMMAND: COMMAND's return as JSON, over QMP as libxl
+# speaks it (greeting, capabilities, then the reply whose id is ours;
+# events in between are skipped); an error reply fails.
+qmp_call() {
+    python3 - "$1" "$2" <<'EOF'
+import json, socket, sys
+conn = socket.socket(socket.AF_UNIX)
+conn.settimeout(10)
+conn.connect(sys.argv[1])
+lines = conn.makefile("rwb")
+lines.readline()
+for n, command in enumerate(("qmp_capabilities", sys.argv[2])):
+    lines.write(json.dumps({"execute": command, "id": n}).encode() + b"\r\n")
+    lines.flush()
+    while True:
+        reply = json.loads(lines.readline())
+        if reply.get("id") == n:
+            break
+    if "error" in reply:
+        sys.exit("%s: %s" % (command, reply["error"]))
+print(json.dumps(reply["return"]))
+EOF
+}
+
+# qmp_run_state SOCKET: the dm's run state by QMP query-status, as libxl
+# reads it in the qemu-xen dialect.
+qmp_run_state() {
+    qmp_call "$1" query-status | python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])'
+}
+
+veth_tx() {   # H: bytes host H sent over its end of the veth pair
+    local ns=$hosts_ns_a dev=veth0
+    [ "$1" = B ] && ns=$hosts_ns_b dev=veth1
+    ip netns exec "$ns" cat "/sys/class/net/$dev/statistics/tx_bytes"
+}
+
+# xl_migrate_checked FROM TO DOMID [--live]: xl_migrate, then both hosts
+# checked: the sender reported success (and logged >= 2 memory rounds
+# with --live), the source domain and its dm are gone, the destination's
+# domain runs under guest_name with its dm `running` (xenstore; in the
+# qemu-xen dialect also QMP query-status, as libxl asks), and in netns
+# mode the stream crossed the veth pair.  Sets migrated_domid and rounds.
+# In two halves for callers with work in between: migrate_begin FROM
+# DOMID, xl_migrate, migrate_end FROM TO DOMID [--live].
+xl_migrate_checked() {
+    migrate_begin "$1" "$3"
+    xl_migrate "$@"
+    migrate_end "$@"
+}
+
+mig_dmpid="" mig_tx0=0
+migrate_begin() {
+    mig_dmpid=$(on_host "$1" xenstore-read "/local/domain/$2/image/device-model-pid") ||
+        fail "no device-model-pid for domain $2 on host $1"
+    mig_tx0=0
+    [ "$hosts_mode" = netns ] && mig_tx0=$(veth_tx "$1")
+}
+
+migrate_end() {
+    local from=$1 to=$2 d=$3 live=${4:-} dmpid=$mig_dmpid tx0=$mig_tx0 tx1 n v
+    n=$migrated_domid
+    grep -q "Migration successful." "$sim_tmp/migrate.err" ||
+        fail "sender did not report success: $(cat "$sim_tmp/migrate.err")"
+    rounds=$(grep -c "memory round" "$sim_tmp/migrate.err")
+    if [ -n "$live" ] && [ "$rounds" -lt 2 ]; then
+        fail "migrate --live logged $rounds memory rounds"
+    fi
+    on_host "$from" "$bin/xensim" domain info "$d" >/dev/null 2>&1 &&
+        fail "domain $d still exists on host $from after the migration"
+    pid_exited "$dmpid" 10 || fail "rsdm-sim $dmpid of the migrated domain still runs on host $from"
+    v=$(on_host "$to" xenstore-read "/local/domain/$n/name") || fail "no name for domain $n"
+    [ "$v" = "$guest_name" ] || fail "domain $n on host $to is named '$v', not $guest_name"
+    v=$(on_host "$to" xenstore-read "/local/domain/0/device-model/$n/state")
+    [ "$v" = running ] || fail "rsdm-sim of domain $n on host $to is '$v', not running"
+    # mig_dest_stopped=io-error: the destination's storage fails too, so its
+    # rsdm stops in io-error again (libxl's `state` stays `running`) and
+    # holds the domain paused.
+    local want=${mig_dest_stopped:-running} dom=running
+    if [ "$want" != running ]; then
+        dom=paused
+        ( export XENSIM_RUNDIR="$sim_tmp/$to" XENSTORED_PATH="$sim_tmp/$to/xenstored/socket"
+          wait_value "/local/domain/0/device-model/$n/runstate" "$want holds=$want" 10 ) || exit 1
+    fi
+    if [ "$(on_host "$to" xenstore-read "/libxl/$n/dm-version")" = qemu_xen ]; then
+        v=$(qmp_run_state "$sim_tmp/$to/xl/run/qmp-libxl-$n") ||
+            fail "query-status of domain $n on host $to"
+        [ "$v" = "$want" ] || fail "rsdm-sim of domain $n on host $to reports '$v' over QMP, not $want"
+    fi
+    on_host "$to" "$bin/xensim" domain info "$n" | grep -q "^state: $dom$" ||
+        fail "domain $n on host $to is not $dom"
+    if [ "$hosts_mode" = netns ]; then
+        local pages
+        pages=$(sed -n 's/.*memory round [0-9]*: \([0-9]*\) pages sent.*/\1/p' "$sim_tmp/migrate.err" |
+                awk '{ s += $1 } END { print s + 0 }')
+        tx1=$(veth_tx "$from")
+        [ $((tx1 - tx0)) -ge $((pages * 4096)) ] ||
+            fail "host $from sent $((tx1 - tx0)) bytes over the veth pair for $pages pages"
+    fi
 }

@@ -70,71 +70,13 @@ if lost:
 EOF
 }
 
-# qmp_run_state SOCKET: the dm's run state by QMP query-status, as libxl
-# reads it in the qemu-xen dialect (greeting, capabilities, then the reply
-# whose id is ours; events in between are skipped).
-qmp_run_state() {
-    python3 - "$1" <<'EOF'
-import json, socket, sys
-conn = socket.socket(socket.AF_UNIX)
-conn.settimeout(10)
-conn.connect(sys.argv[1])
-lines = conn.makefile("rwb")
-lines.readline()
-for n, command in enumerate(("qmp_capabilities", "query-status")):
-    lines.write(json.dumps({"execute": command, "id": n}).encode() + b"\r\n")
-    lines.flush()
-    while True:
-        reply = json.loads(lines.readline())
-        if reply.get("id") == n:
-            break
-print(reply["return"]["status"])
-EOF
-}
-
-veth_tx() {   # H: bytes host H sent over its end of the veth pair
-    local ns=$hosts_ns_a dev=veth0
-    [ "$1" = B ] && ns=$hosts_ns_b dev=veth1
-    ip netns exec "$ns" cat "/sys/class/net/$dev/statistics/tx_bytes"
-}
-
 # migrate_checked FROM TO DOMID [--live]: migrates while the writer runs and
-# checks both hosts afterwards.  Sets migrated_domid and rounds.
+# checks both hosts afterwards (hosts.sh), then the acknowledged stores.
+# Sets migrated_domid and rounds.
 migrate_checked() {
-    local from=$1 to=$2 d=$3 live=${4:-} dmpid tx0=0 tx1 n v
-    dmpid=$(on_host "$from" xenstore-read "/local/domain/$d/image/device-model-pid") ||
-        fail "no device-model-pid for domain $d on host $from"
-    [ "$hosts_mode" = netns ] && tx0=$(veth_tx "$from")
-    xl_migrate "$from" "$to" "$d" $live
-    n=$migrated_domid
+    migrate_begin "$1" "$3"
+    xl_migrate "$@"
     writer_wait 30
-    grep -q "Migration successful." "$sim_tmp/migrate.err" ||
-        fail "sender did not report success: $(cat "$sim_tmp/migrate.err")"
-    rounds=$(grep -c "memory round" "$sim_tmp/migrate.err")
-    if [ -n "$live" ] && [ "$rounds" -lt 2 ]; then
-        fail "migrate --live logged $rounds memory rounds"
-    fi
-    on_host "$from" "$bin/xensim" domain info "$d" >/dev/null 2>&1 &&
-        fail "domain $d still exists on host $from after the migration"
-    pid_exited "$dmpid" 10 || fail "rsdm-sim $dmpid of the migrated domain still runs on host $from"
-    v=$(on_host "$to" xenstore-read "/local/domain/$n/name") || fail "no name for domain $n"
-    [ "$v" = "$guest_name" ] || fail "domain $n on host $to is named '$v', not $guest_name"
-    v=$(on_host "$to" xenstore-read "/local/domain/0/device-model/$n/state")
-    [ "$v" = running ] || fail "rsdm-sim of domain $n on host $to is '$v', not running"
-    if [ "$(on_host "$to" xenstore-read "/libxl/$n/dm-version")" = qemu_xen ]; then
-        v=$(qmp_run_state "$sim_tmp/$to/xl/run/qmp-libxl-$n") ||
-            fail "query-status of domain $n on host $to"
-        [ "$v" = running ] || fail "rsdm-sim of domain $n on host $to reports '$v' over QMP"
-    fi
-    on_host "$to" "$bin/xensim" domain info "$n" | grep -q "^state: running$" ||
-        fail "domain $n on host $to is not running"
-    if [ "$hosts_mode" = netns ]; then
-        local pages
-        pages=$(sed -n 's/.*memory round [0-9]*: \([0-9]*\) pages sent.*/\1/p' "$sim_tmp/migrate.err" |
-                awk '{ s += $1 } END { print s + 0 }')
-        tx1=$(veth_tx "$from")
-        [ $((tx1 - tx0)) -ge $((pages * 4096)) ] ||
-            fail "host $from sent $((tx1 - tx0)) bytes over the veth pair for $pages pages"
-    fi
-    check_writes "$to" "$n"
+    migrate_end "$@"
+    check_writes "$2" "$migrated_domid"
 }

@@ -367,6 +367,35 @@ static void test_guest_write_resume(void **state)
     hv_domain_destroy(dom);
 }
 
+/* The simulated guest's own state (xensim's workload runner) is stored
+ * like a guest's store, dirty-logged, but also while the domain is paused
+ * or suspended: written when the runner stops with the domain paused in
+ * io-error, it must go in a live migration's last round (a plain copy
+ * left the destination with the state of the run's start). */
+static void test_guest_state_write_paused(void **state)
+{
+    (void)state;
+    uint32_t dom = new_domain(1, false);   /* paused */
+    unsigned long bm[4096 / 64];
+    assert_int_equal(hv_logdirty_enable(dom, true), 0);
+    assert_int_equal(hv_guest_write(dom, 0x100000, "st", 2), -EAGAIN);
+    assert_int_equal(hv_guest_state_write(dom, 0x100000, "st", 2), 0);
+    assert_int_equal(hv_guest_state_write(dom, (16u << 20) - 1, "st", 2), -EINVAL);
+    assert_int_equal(hv_logdirty_peek_clean(dom, bm, 4096), 1);
+    assert_true(bm[0x100 / 64] & (1ul << (0x100 % 64)));
+    struct hv_domain *d = hv_domain_get(dom);
+    assert_memory_equal(hv_domain_ram(d, NULL) + 0x100000, "st", 2);
+    hv_domain_put(d);
+    assert_int_equal(hv_domain_unpause(dom), 0);
+    assert_int_equal(hv_domain_shutdown(dom, SHUTDOWN_suspend), 0);
+    assert_int_equal(hv_domain_wait(dom, HV_WAIT_SHUT_DOWN, 1000), 0);
+    assert_int_equal(hv_guest_state_write(dom, 0x101000, "st", 2), 0);
+    assert_int_equal(hv_logdirty_peek_clean(dom, bm, 4096), 1);
+    assert_true(bm[0x101 / 64] & (1ul << (0x101 % 64)));
+    assert_int_equal(hv_guest_state_write(9999, 0, "x", 1), -ESRCH);
+    hv_domain_destroy(dom);
+}
+
 static void test_foreign_map(void **state)
 {
     (void)state;
@@ -611,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_irq_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_bitmap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_write_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_state_write_paused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evtchn_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_under_emulator, setup, teardown),

@@ -59,9 +59,13 @@ static int wait_reg(struct guest_ahci *h, uint64_t reg, uint32_t mask, uint32_t 
     int64_t deadline = now_ms() + h->bus->timeout_ms;
     for (;;) {
         uint32_t v;
+        uint64_t paused = h->bus->paused_ms;
         int rc = rd(h, reg, &v);
         if (rc < 0)
             return rc;
+        /* A read held while the vCPU was paused (the dm stopped, e.g. in
+         * io-error) is time the guest did not run: not counted. */
+        deadline += (int64_t)(h->bus->paused_ms - paused);
         /* All-ones usually means the access reached nothing; PxCI and
          * PxSACT legitimately read so with all 32 slots busy. */
         bool slot_reg = reg == h->port + P_CI || reg == h->port + P_SACT;
@@ -184,14 +188,24 @@ static int complete(struct guest_ahci *h, uint32_t bits, bool ncq, const char *w
     return 0;
 }
 
+/* The start: PxCI written; once sent, nothing is left to issue
+ * (guest_bus.h).  0, -1 or GUEST_FROZEN. */
+static int start(struct guest_ahci *h, uint32_t bits)
+{
+    h->bus->completing = true;
+    int rc = wr(h, h->port + P_CI, bits);
+    h->bus->completing = false;
+    return rc == GUEST_FROZEN ? rc : rc < 0 ? -1 : 0;
+}
+
 static int issue_one(struct guest_ahci *h, uint8_t cmd, bool write, uint64_t lba,
                      unsigned count, size_t bytes)
 {
     uint8_t fis[20];
     h2d(fis, cmd, lba, (uint16_t)count, 0);
-    if (build(h, 0, fis, write, bytes) < 0 || wr(h, h->port + P_CI, 1) < 0)
+    if (build(h, 0, fis, write, bytes) < 0)
         return -1;
-    return 0;
+    return start(h, 1);
 }
 
 static int one(struct guest_ahci *h, uint8_t cmd, bool write, uint64_t lba, unsigned count,
@@ -244,8 +258,9 @@ int guest_ahci_rw_finish(struct guest_ahci *h, bool write, unsigned count, void 
 
 int guest_ahci_rw(struct guest_ahci *h, bool write, uint64_t lba, unsigned count, void *buf)
 {
-    if (guest_ahci_rw_start(h, write, lba, count, buf) < 0)
-        return -1;
+    int rc = guest_ahci_rw_start(h, write, lba, count, buf);
+    if (rc < 0)
+        return rc;
     return guest_ahci_rw_finish(h, write, count, buf);
 }
 
@@ -275,9 +290,9 @@ int guest_ahci_ncq_start(struct guest_ahci *h, const struct guest_ahci_io *io, u
         bits |= 1u << t;
     }
     /* PxSACT before PxCI, as the spec requires, all tags at once. */
-    if (wr(h, h->port + P_SACT, bits) < 0 || wr(h, h->port + P_CI, bits) < 0)
+    if (wr(h, h->port + P_SACT, bits) < 0)
         return -1;
-    return 0;
+    return start(h, bits);
 }
 
 int guest_ahci_ncq_finish(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n)
@@ -294,8 +309,9 @@ int guest_ahci_ncq_finish(struct guest_ahci *h, struct guest_ahci_io *io, unsign
 
 int guest_ahci_ncq(struct guest_ahci *h, struct guest_ahci_io *io, unsigned n)
 {
-    if (guest_ahci_ncq_start(h, io, n) < 0)
-        return -1;
+    int rc = guest_ahci_ncq_start(h, io, n);
+    if (rc < 0)
+        return rc;
     return guest_ahci_ncq_finish(h, io, n);
 }
 

@@ -70,8 +70,13 @@ struct guest_bus {
     /* A vCPU may be frozen (GUEST_FROZEN) only where both hold: the caller
      * can continue the command after a resume (`resumable`, the disk
      * load's requests), and the driver is waiting for that command to
-     * complete (`completing`: nothing of it is left to issue). */
+     * complete or sends its start (`completing`: nothing of it is left to
+     * issue once that write is sent; the back-end freezes a write only
+     * after it was sent, a read before or after). */
     bool resumable, completing;
+    /* Time the back-end's accesses waited with the vCPU paused (not the
+     * guest's time: drivers do not count it against their bounds). */
+    uint64_t paused_ms;
 };
 
 /* Set up the generic part; RAM [ram_base, ram_end) is handed out by

@@ -77,28 +77,30 @@ static int check_part(struct guest_diskload *l, struct guest_bus *b, unsigned pa
 static int cmds(struct guest_diskload *l, struct guest_bus *b, struct guest_ahci_io *io,
                 unsigned n, bool started, bool pio)
 {
+    /* A start frozen after it was sent (GUEST_FROZEN) is a started command:
+     * the resume waits for its completion. */
+    int rc = 0;
     if (l->ide && pio) {
         bool resumable = b->resumable;
         b->resumable = false;
-        int rc = guest_ide_pio(l->ide, io[0].write, (uint32_t)io[0].lba, io[0].count, io[0].buf);
+        rc = guest_ide_pio(l->ide, io[0].write, (uint32_t)io[0].lba, io[0].count, io[0].buf);
         b->resumable = resumable;
         return rc;
     }
     if (l->ide) {
-        if (!started && guest_ide_dma_start(l->ide, io[0].write, (uint32_t)io[0].lba,
-                                            io[0].count, io[0].buf) < 0)
-            return -1;
-        return guest_ide_dma_finish(l->ide, io[0].write, io[0].count, io[0].buf);
+        if (!started)
+            rc = guest_ide_dma_start(l->ide, io[0].write, (uint32_t)io[0].lba, io[0].count,
+                                     io[0].buf);
+        return rc < 0 ? rc : guest_ide_dma_finish(l->ide, io[0].write, io[0].count, io[0].buf);
     }
     if (n > 1) {
-        if (!started && guest_ahci_ncq_start(l->ahci, io, n) < 0)
-            return -1;
-        return guest_ahci_ncq_finish(l->ahci, io, n);
+        if (!started)
+            rc = guest_ahci_ncq_start(l->ahci, io, n);
+        return rc < 0 ? rc : guest_ahci_ncq_finish(l->ahci, io, n);
     }
-    if (!started && guest_ahci_rw_start(l->ahci, io[0].write, io[0].lba, io[0].count,
-                                        io[0].buf) < 0)
-        return -1;
-    return guest_ahci_rw_finish(l->ahci, io[0].write, io[0].count, io[0].buf);
+    if (!started)
+        rc = guest_ahci_rw_start(l->ahci, io[0].write, io[0].lba, io[0].count, io[0].buf);
+    return rc < 0 ? rc : guest_ahci_rw_finish(l->ahci, io[0].write, io[0].count, io[0].buf);
 }
 
 static void keep_pending(struct guest_diskload_pending *p, unsigned phase, unsigned attempt,

@@ -60,14 +60,22 @@ static bool may_freeze(const struct guest_bus *b, const struct gh *g)
     return b->resumable && b->completing && g->suspend && atomic_load(g->suspend);
 }
 
-/* One access on domain d: 0, GUEST_FROZEN, or a negative errno. */
-static int io_on(struct guest_bus *b, struct hv_domain *d, ioreq_t *rq)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One access on domain d: 0, GUEST_FROZEN, or a negative errno.  *paused
+ * is set when the vCPU was held paused. */
+static int io_on(struct guest_bus *b, struct hv_domain *d, ioreq_t *rq, bool *paused)
 {
     struct gh *g = b->priv;
     ioreq_t r = *rq;
-    uint8_t dir = r.dir;
     bool freezable = b->resumable && b->completing && g->suspend;
     int slice = freezable ? GH_FREEZE_POLL_MS : b->timeout_ms;
+    *paused = *paused || (g->abort && domain_paused(d));   /* the first try may wait it out */
     int rc = hv_vcpu_io(d, g->vcpu, &r, slice);
     if (rc == -EBUSY && g->abort) {
         /* A read this vCPU was frozen in (below) was answered while the
@@ -81,21 +89,28 @@ static int io_on(struct guest_bus *b, struct hv_domain *d, ioreq_t *rq)
      * the dm or the toolstack keeps it so; only a runner tearing down
      * gives up, and a suspend freezes it where that is allowed. */
     while (rc == -EAGAIN && g->abort && !aborted(g)) {
-        if (may_freeze(b, g))
+        *paused = true;
+        /* not sent: a poll's read is simply repeated; a command's start
+         * must still be sent, so a write is not frozen here */
+        if (r.dir == IOREQ_READ && may_freeze(b, g))
             return GUEST_FROZEN;
         rc = hv_vcpu_io(d, g->vcpu, &r, slice);
     }
     /* Still outstanding: a real vCPU keeps waiting.  While the domain is
      * paused the answer cannot be taken, so that wait is not counted;
-     * a running domain gets one more bound.  A read (the completion
-     * polls) may be frozen here: it is repeated after the resume. */
+     * a running domain gets one more bound.  Sent, the access may be
+     * frozen here: a completion poll's read is repeated after the resume,
+     * and a command's start (a write, `completing` set around it by the
+     * driver) has reached the device, which may even have stopped the VM
+     * on that very command before the vCPU took the answer. */
     for (int waited = slice; rc == -ETIMEDOUT && !aborted(g);) {
-        bool paused = g->abort && domain_paused(d);
-        if (paused && dir == IOREQ_READ && may_freeze(b, g))
+        bool now_paused = g->abort && domain_paused(d);
+        *paused = *paused || now_paused;
+        if (now_paused && may_freeze(b, g))
             return GUEST_FROZEN;
-        if (!paused && waited >= 2 * b->timeout_ms)
+        if (!now_paused && waited >= 2 * b->timeout_ms)
             break;
-        if (!paused)
+        if (!now_paused)
             waited += slice;
         rc = hv_vcpu_io_wait(d, g->vcpu, &r, slice);
     }
@@ -151,6 +166,8 @@ static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, uns
     struct gh *g = b->priv;
     ioreq_t r;
     int rc;
+    int64_t t0 = mono_ms();
+    bool paused = false;
     for (;;) {
         memset(&r, 0, sizeof(r));
         r.type = type;
@@ -161,11 +178,13 @@ static int io(struct guest_bus *b, uint8_t type, uint8_t dir, uint64_t addr, uns
         r.data = dir == IOREQ_WRITE ? *data : 0;
         pthread_rwlock_rdlock(&g->use);
         uint32_t id = hv_domain_id(g->d);
-        rc = io_on(b, g->d, &r);
+        rc = io_on(b, g->d, &r, &paused);
         pthread_rwlock_unlock(&g->use);
         if (rc != -ESHUTDOWN || !await_move(g, id, b->timeout_ms))
             break;
     }
+    if (paused || rc == -EAGAIN)
+        b->paused_ms += (uint64_t)(mono_ms() - t0);
     if (rc == GUEST_FROZEN)
         return rc;
     if (rc < 0)

@@ -44,8 +44,11 @@ static int wait_not_busy(struct guest_ide *d, uint8_t *st, const char *what)
 {
     int64_t deadline = now_ms() + d->bus->timeout_ms;
     for (;;) {
+        uint64_t paused = d->bus->paused_ms;
         if (guest_inb(d->bus, d->ctl, st) < 0)
             return -1;
+        /* time held in the read with the vCPU paused is not the guest's */
+        deadline += (int64_t)(d->bus->paused_ms - paused);
         if (*st == 0xff)
             return guest_bus_fail(d->bus, "ide: status reads all-ones during %s (nothing decodes 0x%x)",
                                   what, d->ctl);
@@ -208,9 +211,11 @@ int guest_ide_dma_start(struct guest_ide *d, bool write, uint32_t lba, unsigned 
         return -1;
     if (issue(d, write ? 0xca : 0xc8, lba, count & 0xff) < 0)
         return -1;
-    if (guest_outb(b, d->bmdma + BM_CMD, (uint8_t)((write ? 0 : BM_TO_MEM) | BM_START)) < 0)
-        return -1;
-    return 0;
+    /* The start: once sent, nothing is left to issue (guest_bus.h). */
+    b->completing = true;
+    int rc = guest_outb(b, d->bmdma + BM_CMD, (uint8_t)((write ? 0 : BM_TO_MEM) | BM_START));
+    b->completing = false;
+    return rc == GUEST_FROZEN ? rc : rc < 0 ? -1 : 0;
 }
 
 int guest_ide_dma_finish(struct guest_ide *d, bool write, unsigned count, void *data)
@@ -255,8 +260,9 @@ int guest_ide_dma_finish(struct guest_ide *d, bool write, unsigned count, void *
 
 int guest_ide_dma(struct guest_ide *d, bool write, uint32_t lba, unsigned count, void *data)
 {
-    if (guest_ide_dma_start(d, write, lba, count, data) < 0)
-        return -1;
+    int rc = guest_ide_dma_start(d, write, lba, count, data);
+    if (rc < 0)
+        return rc;
     return guest_ide_dma_finish(d, write, count, data);
 }
 
