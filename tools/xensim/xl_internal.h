@@ -25,6 +25,8 @@ extern struct xs_handle *g_xs;
 
 /* libxl's bound in seconds, shortened by --timeout. */
 int bound(int libxl_secs);
+/* How long a dm may take to exit after SIGHUP (libxl: 10 s). */
+#define DM_STOP_TIMEOUT 10
 /* "libxl: error: …" on stderr; returns 1 (the exit status). */
 int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Run `xensim domain ARGS…` (NULL ends the list); its stdout into out. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -342,6 +343,29 @@ static int spawn_dm(unsigned domid, const struct xl_cfg *cfg, const char *loadvm
     return 0;
 }
 
+/* `xl destroy` returns once the dm is gone: it holds the guest's image
+ * locks until it exits, and the next `xl create` on the same images would
+ * find them in use.  SIGHUP as libxl sends it, a bounded wait on a pidfd
+ * (the dm is not our child), then SIGKILL. */
+static void stop_dm_of(unsigned domid, long pid)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (kill((pid_t)pid, SIGHUP) < 0) {
+        if (errno != ESRCH)
+            fprintf(stderr, "libxl: warning: SIGHUP to dm %ld: %s\n", pid, strerror(errno));
+    } else if (pfd >= 0) {
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        if (poll(&p, 1, bound(DM_STOP_TIMEOUT) * 1000) <= 0) {
+            fprintf(stderr, "libxl: warning: domain %u: device model %ld still running %d s "
+                    "after SIGHUP; SIGKILL\n", domid, pid, bound(DM_STOP_TIMEOUT));
+            kill((pid_t)pid, SIGKILL);
+            poll(&p, 1, bound(DM_STOP_TIMEOUT) * 1000);
+        }
+    }
+    if (pfd >= 0)
+        close(pfd);
+}
+
 int destroy_domain(unsigned domid)
 {
     char p[256], ip[128];
@@ -354,8 +378,8 @@ int destroy_domain(unsigned domid)
         long v = strtol(pid, &end, 10);
         if (*end || v <= 1)
             fprintf(stderr, "libxl: warning: bad device-model-pid '%s'\n", pid);
-        else if (kill((pid_t)v, SIGHUP) < 0 && errno != ESRCH)
-            fprintf(stderr, "libxl: warning: SIGHUP to dm %ld: %s\n", v, strerror(errno));
+        else
+            stop_dm_of(domid, v);
         free(pid);
     }
     char f[4300];

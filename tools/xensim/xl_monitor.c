@@ -26,7 +26,6 @@
 
 #define MON_TOKEN "xl-monitor"
 /* how long a restart waits for the old dm it spawned to go after SIGHUP */
-#define DM_STOP_TIMEOUT 10
 
 static const char *action_name(enum xl_action a)
 {
