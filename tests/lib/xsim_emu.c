@@ -392,3 +392,16 @@ int xsim_pci_cfg(struct hv_domain *d, unsigned int vcpu, bool write,
         return rc;
     return xsim_pio(d, vcpu, write, (uint16_t)(0xcfc + (reg & 3)), size, val);
 }
+
+int xsim_fixture_setup(void **state)
+{
+    (void)state;
+    return xsim_fixture_start();
+}
+
+int xsim_fixture_teardown(void **state)
+{
+    (void)state;
+    xsim_fixture_stop();
+    return 0;
+}

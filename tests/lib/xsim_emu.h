@@ -30,6 +30,10 @@
 int xsim_fixture_start(void);
 /* Destroy all domains, stop the socket, remove the run directory. */
 void xsim_fixture_stop(void);
+/* The same with cmocka's setup/teardown signature (state unused), for
+ * tests that need nothing but the fixture around each case. */
+int xsim_fixture_setup(void **state);
+int xsim_fixture_teardown(void **state);
 const char *xsim_fixture_rundir(void);
 
 struct xsim_emu;

@@ -16,19 +16,6 @@
 #include "guest_hv.h"
 #include "../lib/xsim_emu.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    return xsim_fixture_start();
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xsim_fixture_stop();
-    return 0;
-}
-
 static void test_null_handler_ram_irq(void **state)
 {
     (void)state;
@@ -69,7 +56,7 @@ static void test_null_handler_ram_irq(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_null_handler_ram_irq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_null_handler_ram_irq, xsim_fixture_setup, xsim_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

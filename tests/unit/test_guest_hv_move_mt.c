@@ -24,19 +24,6 @@
 #include "guest_hv.h"
 #include "../lib/xsim_emu.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    return xsim_fixture_start();
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xsim_fixture_stop();
-    return 0;
-}
-
 static int new_domain(void)
 {
     int id = hv_domain_create(0, 2, 16, NULL);
@@ -183,7 +170,7 @@ static void test_move_to_another_domain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_move_to_another_domain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_to_another_domain, xsim_fixture_setup, xsim_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,19 +37,6 @@
 
 #define T XSIM_EMU_WAIT_MS
 
-static int setup(void **state)
-{
-    (void)state;
-    return xsim_fixture_start();
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xsim_fixture_stop();
-    return 0;
-}
-
 static uint32_t new_domain(unsigned int vcpus, bool unpause)
 {
     int id = hv_domain_create(0, vcpus, 16, NULL);
@@ -635,18 +622,18 @@ static void test_domid_rover_and_many_domains(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_restrict_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pause_nesting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_irq_delivery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dirty_bitmap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_guest_write_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_guest_state_write_paused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_map, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evtchn_mask, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_under_emulator, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fault_close_conn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_not_reading, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_domid_rover_and_many_domains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restrict_all, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pause_nesting, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_irq_delivery, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_bitmap, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_guest_write_resume, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_guest_state_write_paused, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_map, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_evtchn_mask, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_under_emulator, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_fault_close_conn, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_client_not_reading, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_domid_rover_and_many_domains, xsim_fixture_setup, xsim_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

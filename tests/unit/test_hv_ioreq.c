@@ -35,19 +35,6 @@
 
 #define T XSIM_EMU_WAIT_MS
 
-static int setup(void **state)
-{
-    (void)state;
-    return xsim_fixture_start();
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xsim_fixture_stop();
-    return 0;
-}
-
 static uint32_t new_domain(unsigned int vcpus)
 {
     int id = hv_domain_create(0, vcpus, 16, NULL);
@@ -689,20 +676,20 @@ static void test_rep_and_df(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_order_vp_eport, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_selection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_null_while_disabled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pending_survives_disable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_suspend_waits_for_ioreq, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_ends_pending, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backwards_crashes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pci_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalidate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_answer_while_paused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rep_and_df, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_vp_eport, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_server_limits, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_ranges, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_selection, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_null_while_disabled, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pending_survives_disable, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_suspend_waits_for_ioreq, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_ends_pending, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_backwards_crashes, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_pci_config, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_requests, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_invalidate, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_answer_while_paused, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_rep_and_df, xsim_fixture_setup, xsim_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,19 +82,6 @@ static void *pauser_main(void *p)
     return NULL;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return xsim_fixture_start();
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    xsim_fixture_stop();
-    return 0;
-}
-
 static void test_vcpus_and_pauser(void **state)
 {
     (void)state;
@@ -246,9 +233,9 @@ static void test_unpause_wakes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_vcpus_and_pauser, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_irq_across_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unpause_wakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vcpus_and_pauser, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_irq_across_threads, xsim_fixture_setup, xsim_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_unpause_wakes, xsim_fixture_setup, xsim_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
