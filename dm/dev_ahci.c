@@ -88,7 +88,9 @@ static uint64_t abar_read(void *opaque, uint64_t off, unsigned size)
     case AHCI_VS:
         return AHCI_VERSION;
     default:
-        return 0;   /* CCC, enclosure management, CAP2, BOHC: not implemented */
+        /* CCC, enclosure management, CAP2, BOHC: zero, as an HBA whose CAP
+         * (CCCS, EMS clear) and CAP2 (0) offer none of these reads them. */
+        return 0;
     }
 }
 

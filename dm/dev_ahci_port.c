@@ -669,10 +669,10 @@ void ahci_port_kick(ahci_port *p)
         return;
     uint32_t tried = 0;
     for (;;) {
-        uint32_t todo = p->ci & ~busy_mask(p) & ~tried;
-        if (!todo || p->nonncq_busy)
+        uint32_t issued = p->ci & ~busy_mask(p) & ~tried;
+        if (!issued || p->nonncq_busy)
             return;
-        unsigned slot = (unsigned)__builtin_ctz(todo);
+        unsigned slot = (unsigned)__builtin_ctz(issued);
         tried |= 1u << slot;
         if (!start_slot(p, slot))
             return;     /* wait for the link to drain; a completion kicks again */

@@ -600,7 +600,7 @@ static void start_cmd(ide_channel *c, uint8_t opcode)
     c->cmd = ci;
     dr->error = 0;
     if (!ci || ata_proto_is_ncq(ci->proto)) {
-        dm_debug("ide %s: command 0x%02x not implemented: aborted", chan_name[c->idx], opcode);
+        dm_debug("ide %s: command 0x%02x is not one this device executes: aborted", chan_name[c->idx], opcode);
         cmd_abort(c);
         return;
     }

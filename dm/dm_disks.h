@@ -122,8 +122,8 @@ unsigned dm_disks_parked(const dm_disks *ds);
  * Image locks around a save: flush and release every lock after a live
  * save of a stopped VM (the destination may then open the images), and re-take them
  * before the VM runs again.  The module's own start handler re-takes them
- * too; a caller that can refuse the start (QMP `cont`) calls
- * dm_disks_lock_acquire first and fails the command with its message.
+ * too; `cont` and `retry` (either dialect) call dm_disks_lock_acquire
+ * first, through librunstate's activate hook, and fail with its message.
  * -errno with err naming the image another process holds.  [main]
  */
 void dm_disks_lock_release(dm_disks *ds);

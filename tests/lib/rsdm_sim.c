@@ -88,6 +88,13 @@ void rsdm_sim_save_path(const rsdm_sim *s, char *out, size_t len)
     snprintf(out, len, "%s/qemu-save.%u", s->dir, s->dom);
 }
 
+/* rsdm-sim's --log-level: RSDM_SIM_LOG, else warning. */
+static const char *log_level(void)
+{
+    const char *l = getenv("RSDM_SIM_LOG");
+    return l && *l ? l : "warning";
+}
+
 static int set_config(rsdm_sim *s, const char *config)
 {
     if (config && strlen(config) >= sizeof(s->config)) {
@@ -104,7 +111,7 @@ static int spawn_dm(rsdm_sim *s, const char *loadvm)
     char rsdm[4200], domarg[16];
     snprintf(rsdm, sizeof(rsdm), "%s/rsdm-sim", s->bin);
     snprintf(domarg, sizeof(domarg), "%u", s->dom);
-    char *argv[16] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", "warning",
+    char *argv[16] = { rsdm, "-d", domarg, "-serial", "null", "--log-level", (char *)log_level(),
                        "--save-dir", s->dir };
     int n = 9;
     if (s->config[0]) {
@@ -391,7 +398,7 @@ int rsdm_sim_spawn_qmp(rsdm_sim *s, bool restricted, int incoming_fd)
     int n = 0;
     char *fixed[] = { rsdm, "-xen-domid", domarg, "-no-shutdown", "-chardev", chardev, "-mon",
                       "chardev=libxl-cmd,mode=control", "-nodefaults", "-serial", "null",
-                      "-machine", "xenfv,suppress-vmdesc=on", "--log-level", getenv("RSDM_SIM_LOG") ? getenv("RSDM_SIM_LOG") : "warning" };
+                      "-machine", "xenfv,suppress-vmdesc=on", "--log-level", (char *)log_level() };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         argv[n++] = fixed[i];
     if (restricted) {
